@@ -1,0 +1,33 @@
+# Two commands: `make run` brings up the whole system on embedded defaults,
+# `make test` runs the full suite. Both build what they need.
+GO        ?= go
+BIN       := $(CURDIR)/bin
+TEMPORAL  := $(BIN)/temporal
+VMS       := $(BIN)/vms
+export VMS_TEMPORAL_BIN := $(TEMPORAL)
+
+.PHONY: run build test test-short lint bench clean
+
+# The Temporal CLI carries the dev server; v1.5.1 is the last `go install`able
+# release. A cold build takes minutes, so it is built once into ./bin.
+$(TEMPORAL):
+	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@v1.5.1
+
+build:
+	$(GO) build -o $(VMS) ./cmd/vms
+
+run: build $(TEMPORAL)
+	$(VMS) dev $(ARGS)
+
+test: $(TEMPORAL)
+	$(GO) test -count=1 -timeout 20m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/ ./media/ ./worker/
+
+clean:
+	rm -rf $(BIN) .data

@@ -1,0 +1,460 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/opennvr/vms/media"
+)
+
+// fakeSource produces a synthetic stream: one track, a keyframe every gop
+// frames, a frame every interval.
+type fakeSource struct {
+	interval time.Duration
+	gop      int
+	runs     atomic.Int32
+}
+
+func (s *fakeSource) Run(ctx context.Context, onTracks func([]media.Track) error, onFrame func(media.Frame) error) error {
+	s.runs.Add(1)
+	if err := onTracks([]media.Track{{ID: 0, Codec: media.CodecMJPEG, ClockRate: 90000}}); err != nil {
+		return err
+	}
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for i := 0; ; i++ {
+		f := media.Frame{
+			Keyframe: i%s.gop == 0,
+			DTS:      time.Duration(i) * s.interval,
+			PTS:      time.Duration(i) * s.interval,
+			Wall:     time.Now(),
+			Payload:  []byte{0xff, 0xd8, byte(i), 0xff, 0xd9},
+		}
+		if err := onFrame(f); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// tokenCounter is a TokenSource handing out tok-1, tok-2, … for one URL.
+type tokenCounter struct {
+	url string
+	n   atomic.Int32
+}
+
+func (c *tokenCounter) source(context.Context) (string, string, error) {
+	return fmt.Sprintf("tok-%d", c.n.Add(1)), c.url, nil
+}
+
+// wsConn is what the fake worker saw on one connection.
+type wsConn struct {
+	hello  media.Hello
+	frames []media.Frame
+	close  *websocket.CloseError
+}
+
+// fakeWorker is an httptest WebSocket server; behave decides, per
+// connection (numbered from 1), what to do after reading the hello.
+type fakeWorker struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	conns  []*wsConn
+	notify chan struct{}
+}
+
+func newFakeWorker(t *testing.T, behave func(n int, c *websocket.Conn, seen *wsConn, w *fakeWorker)) *fakeWorker {
+	t.Helper()
+	w := &fakeWorker{notify: make(chan struct{}, 1000)}
+	up := websocket.Upgrader{}
+	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(rw, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		typ, msg, err := c.ReadMessage()
+		if err != nil || typ != websocket.TextMessage {
+			t.Errorf("first message: type %d err %v, want text hello", typ, err)
+			return
+		}
+		h, err := media.ReadHello(msg)
+		if err != nil {
+			t.Errorf("hello: %v", err)
+			return
+		}
+		seen := &wsConn{hello: h}
+		w.mu.Lock()
+		w.conns = append(w.conns, seen)
+		n := len(w.conns)
+		w.mu.Unlock()
+		w.ping()
+		behave(n, c, seen, w)
+	}))
+	t.Cleanup(w.srv.Close)
+	return w
+}
+
+func (w *fakeWorker) url() string { return "ws" + strings.TrimPrefix(w.srv.URL, "http") + "/ingest" }
+
+func (w *fakeWorker) ping() {
+	select {
+	case w.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (w *fakeWorker) snapshot() []wsConn {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]wsConn, len(w.conns))
+	for i, c := range w.conns {
+		out[i] = *c
+		out[i].frames = append([]media.Frame(nil), c.frames...)
+	}
+	return out
+}
+
+// waitFor polls cond on every worker event until it holds.
+func (w *fakeWorker) waitFor(t *testing.T, what string, cond func([]wsConn) bool) []wsConn {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		if s := w.snapshot(); cond(s) {
+			return s
+		}
+		select {
+		case <-w.notify:
+		case <-time.After(20 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s; worker saw %d connections", what, len(w.snapshot()))
+		}
+	}
+}
+
+func welcome(c *websocket.Conn, session string) error {
+	b, _ := json.Marshal(media.Welcome{SessionID: session, SegmentSeconds: 30})
+	return c.WriteMessage(websocket.TextMessage, b)
+}
+
+// readFrames records frames until the connection ends or max frames.
+func (w *fakeWorker) readFrames(c *websocket.Conn, seen *wsConn, max int) {
+	for i := 0; max < 0 || i < max; i++ {
+		typ, msg, err := c.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				w.mu.Lock()
+				seen.close = ce
+				w.mu.Unlock()
+				w.ping()
+			}
+			return
+		}
+		if typ != websocket.BinaryMessage {
+			continue
+		}
+		f, err := media.UnmarshalFrame(msg)
+		if err != nil {
+			return
+		}
+		f.Payload = append([]byte(nil), f.Payload...)
+		w.mu.Lock()
+		seen.frames = append(seen.frames, f)
+		w.mu.Unlock()
+		w.ping()
+	}
+}
+
+// runningPusher is a Pusher running in the background for one test.
+type runningPusher struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// wait returns Run's result, failing the test if it takes over timeout.
+func (r *runningPusher) wait(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(timeout):
+		t.Fatal("pusher did not return")
+		return nil
+	}
+}
+
+func runPusher(t *testing.T, p *Pusher) *runningPusher {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runningPusher{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = p.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(5 * time.Second):
+			t.Error("pusher did not stop")
+		}
+	})
+	return r
+}
+
+func TestPusherHelloThenFrames(t *testing.T) {
+	w := newFakeWorker(t, func(_ int, c *websocket.Conn, seen *wsConn, w *fakeWorker) {
+		if err := welcome(c, "sess-1"); err != nil {
+			return
+		}
+		w.readFrames(c, seen, -1)
+	})
+	tokens := &tokenCounter{url: w.url()}
+	log, _ := captureLogger()
+	p := &Pusher{Source: &fakeSource{interval: 2 * time.Millisecond, gop: 10}, Tokens: tokens.source, Logger: log}
+	run := runPusher(t, p)
+
+	conns := w.waitFor(t, "20 frames", func(s []wsConn) bool { return len(s) == 1 && len(s[0].frames) >= 20 })
+	h := conns[0].hello
+	if h.Version != media.ProtocolVersion || h.Token != "tok-1" || len(h.Tracks) != 1 || h.Tracks[0].Codec != media.CodecMJPEG {
+		t.Errorf("hello = %+v", h)
+	}
+	frames := conns[0].frames
+	if !frames[0].Keyframe {
+		t.Error("first frame is not a keyframe")
+	}
+	for i := 1; i < len(frames); i++ {
+		if frames[i].DTS <= frames[i-1].DTS {
+			t.Fatalf("frames out of order at %d", i)
+		}
+	}
+	if st := p.Status(); st.State != PushLive || st.WorkerSessionID != "sess-1" || st.FramesSent == 0 {
+		t.Errorf("status = %+v", st)
+	}
+
+	run.cancel()
+	if err := run.wait(t, 5*time.Second); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v, want context.Canceled", err)
+	}
+	conns = w.waitFor(t, "close frame", func(s []wsConn) bool { return s[0].close != nil })
+	if conns[0].close.Code != websocket.CloseNormalClosure {
+		t.Errorf("close code = %d, want %d", conns[0].close.Code, websocket.CloseNormalClosure)
+	}
+	if n := tokens.n.Load(); n != 1 {
+		t.Errorf("TokenSource called %d times, want 1", n)
+	}
+}
+
+func TestPusherRejected(t *testing.T) {
+	tests := []struct {
+		name string
+		code int
+		// midStream closes after a few frames instead of before the welcome.
+		midStream bool
+	}{
+		{name: "bad token", code: media.CloseBadToken},
+		{name: "unsupported version", code: media.CloseUnsupportedVersion},
+		{name: "session ended mid-stream", code: media.CloseSessionEnded, midStream: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newFakeWorker(t, func(_ int, c *websocket.Conn, seen *wsConn, w *fakeWorker) {
+				if tc.midStream {
+					if welcome(c, "s") != nil {
+						return
+					}
+					w.readFrames(c, seen, 3)
+				}
+				_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(tc.code, "no"))
+				_, _, _ = c.ReadMessage() // the agent's close echo
+			})
+			tokens := &tokenCounter{url: w.url()}
+			log, _ := captureLogger()
+			p := &Pusher{Source: &fakeSource{interval: 2 * time.Millisecond, gop: 5}, Tokens: tokens.source, Logger: log,
+				MinBackoff: 5 * time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+			err := runPusher(t, p).wait(t, 10*time.Second)
+			rej, ok := errors.AsType[*RejectedError](err)
+			if !ok || rej.Code != tc.code || rej.Reason != "no" {
+				t.Fatalf("Run = %v, want RejectedError{%d}", err, tc.code)
+			}
+			if n := len(w.snapshot()); n != 1 {
+				t.Errorf("worker saw %d connections, want 1 (no retry)", n)
+			}
+			if st := p.Status(); st.State != PushRejected {
+				t.Errorf("state = %s, want rejected", st.State)
+			}
+		})
+	}
+}
+
+func TestPusherUpgradeRefused(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		http.Error(rw, "bad token", http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	log, _ := captureLogger()
+	tokens := &tokenCounter{url: "ws" + strings.TrimPrefix(srv.URL, "http")}
+	p := &Pusher{Source: &fakeSource{interval: time.Millisecond, gop: 5}, Tokens: tokens.source, Logger: log}
+	err := p.Run(t.Context())
+	if _, ok := errors.AsType[*RejectedError](err); !ok {
+		t.Fatalf("Run = %v, want a RejectedError", err)
+	}
+}
+
+// TestPusherReconnects drops the first connection without a close frame
+// (a worker crash); the pusher must come back with a fresh token.
+func TestPusherReconnects(t *testing.T) {
+	w := newFakeWorker(t, func(n int, c *websocket.Conn, seen *wsConn, w *fakeWorker) {
+		if welcome(c, fmt.Sprintf("sess-%d", n)) != nil {
+			return
+		}
+		if n == 1 {
+			w.readFrames(c, seen, 5)
+			c.NetConn().Close() // abrupt: no close handshake
+			return
+		}
+		w.readFrames(c, seen, -1)
+	})
+	tokens := &tokenCounter{url: w.url()}
+	src := &fakeSource{interval: 2 * time.Millisecond, gop: 10}
+	log, _ := captureLogger()
+	p := &Pusher{Source: src, Tokens: tokens.source, Logger: log,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+	runPusher(t, p)
+
+	conns := w.waitFor(t, "frames on a second connection", func(s []wsConn) bool { return len(s) >= 2 && len(s[1].frames) >= 5 })
+	if conns[0].hello.Token != "tok-1" || conns[1].hello.Token != "tok-2" {
+		t.Errorf("tokens = %q, %q; want tok-1 then a fresh tok-2", conns[0].hello.Token, conns[1].hello.Token)
+	}
+	if !conns[1].frames[0].Keyframe || conns[1].frames[0].DTS != 0 {
+		t.Errorf("second connection starts with %+v, want a keyframe at DTS 0", conns[1].frames[0])
+	}
+	if src.runs.Load() < 2 {
+		t.Errorf("camera opened %d times, want a reopen per attempt", src.runs.Load())
+	}
+	if st := p.Status(); st.Attempts < 2 || st.WorkerSessionID != "sess-2" {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+// TestPusherRetriesTokenErrors: a failing TokenSource is retried, a
+// RejectedError from it is final.
+func TestPusherRetriesTokenErrors(t *testing.T) {
+	var calls atomic.Int32
+	tokens := func(context.Context) (string, string, error) {
+		if calls.Add(1) < 3 {
+			return "", "", errors.New("control plane unavailable")
+		}
+		return "", "", &RejectedError{Code: media.CloseSessionEnded, Reason: "session ended"}
+	}
+	log, _ := captureLogger()
+	p := &Pusher{Source: &fakeSource{interval: time.Millisecond, gop: 5}, Tokens: tokens, Logger: log,
+		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err := p.Run(ctx)
+	if rej, ok := errors.AsType[*RejectedError](err); !ok || rej.Code != media.CloseSessionEnded {
+		t.Fatalf("Run = %v, want the RejectedError", err)
+	}
+	if calls.Load() != 3 {
+		t.Errorf("TokenSource called %d times, want 3", calls.Load())
+	}
+}
+
+func TestPusherPings(t *testing.T) {
+	var pings atomic.Int32
+	w := newFakeWorker(t, func(_ int, c *websocket.Conn, seen *wsConn, w *fakeWorker) {
+		c.SetPingHandler(func(data string) error {
+			pings.Add(1)
+			w.ping()
+			return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		})
+		if welcome(c, "s") != nil {
+			return
+		}
+		w.readFrames(c, seen, -1)
+	})
+	tokens := &tokenCounter{url: w.url()}
+	log, _ := captureLogger()
+	p := &Pusher{Source: &fakeSource{interval: 50 * time.Millisecond, gop: 5}, Tokens: tokens.source, Logger: log,
+		PingInterval: 10 * time.Millisecond}
+	runPusher(t, p)
+	w.waitFor(t, "pings", func([]wsConn) bool { return pings.Load() >= 3 })
+}
+
+// TestPusherDropPolicy: with a full queue, frames are dropped until a
+// keyframe fits, never a keyframe's dependants alone.
+func TestPusherDropPolicy(t *testing.T) {
+	log, _ := captureLogger()
+	p := &Pusher{Logger: log, QueueFrames: 3}
+	w := p.newWorkerConn(nil)
+	// key, p, p fill the queue; the rest arrive while the worker is stuck.
+	in := []bool{true, false, false, false, true, false}
+	for i, key := range in {
+		w.enqueue(media.Frame{Keyframe: key, DTS: time.Duration(i), Payload: []byte{1}})
+	}
+	if p.drops.Load() != 3 {
+		t.Fatalf("dropped %d, want 3", p.drops.Load())
+	}
+	// The worker catches up: a P-frame is still dropped (its keyframe
+	// was), the next keyframe resumes the flow.
+	for range 3 {
+		<-w.queue
+	}
+	w.enqueue(media.Frame{Keyframe: false, DTS: 6, Payload: []byte{1}})
+	w.enqueue(media.Frame{Keyframe: true, DTS: 7, Payload: []byte{1}})
+	w.enqueue(media.Frame{Keyframe: false, DTS: 8, Payload: []byte{1}})
+	var got []time.Duration
+	for len(w.queue) > 0 {
+		got = append(got, (<-w.queue).DTS)
+	}
+	if fmt.Sprint(got) != "[7ns 8ns]" {
+		t.Errorf("queued after recovery: %v, want [7ns 8ns]", got)
+	}
+
+	// The byte budget applies too.
+	p2 := &Pusher{Logger: log, QueueFrames: 100, QueueBytes: 10}
+	w2 := p2.newWorkerConn(nil)
+	w2.enqueue(media.Frame{Keyframe: true, Payload: make([]byte, 8)})
+	w2.enqueue(media.Frame{Keyframe: false, Payload: make([]byte, 8)})
+	if len(w2.queue) != 1 || p2.drops.Load() != 1 {
+		t.Errorf("byte budget: queued %d dropped %d, want 1 and 1", len(w2.queue), p2.drops.Load())
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	b := backoff{min: 500 * time.Millisecond, max: 30 * time.Second}
+	prevCap := time.Duration(0)
+	for i := range 12 {
+		d := b.next()
+		ceil := min(b.max, b.min<<i)
+		if d < ceil/2 || d > ceil {
+			t.Fatalf("step %d: %v outside [%v, %v]", i, d, ceil/2, ceil)
+		}
+		if ceil < prevCap {
+			t.Fatalf("cap shrank")
+		}
+		prevCap = ceil
+	}
+	b.reset()
+	if d := b.next(); d > b.min {
+		t.Errorf("after reset: %v > %v", d, b.min)
+	}
+}

@@ -1,0 +1,282 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/opennvr/vms/store"
+)
+
+// streamPaths are a camera's stream paths by quality.
+type streamPaths struct {
+	High  string `json:"high"`
+	Mid   string `json:"mid"`
+	Low   string `json:"low"`
+	MJPEG string `json:"mjpeg"`
+}
+
+// cameraRequest is the body of POST (every required field) and PATCH (only
+// the fields to change). Pointers tell "absent" from "empty".
+type cameraRequest struct {
+	Name         *string      `json:"name"`
+	Protocol     *string      `json:"protocol"`
+	Host         *string      `json:"host"`
+	Port         *int         `json:"port"`
+	Username     *string      `json:"username"`
+	Password     *string      `json:"password"`
+	Streams      *streamPaths `json:"streams"`
+	SnapshotURL  *string      `json:"snapshot_url"`
+	RecordingURL *string      `json:"recording_url"`
+	PTZ          *bool        `json:"ptz"`
+	AgentID      *string      `json:"agent_id"`
+}
+
+// cameraView is a camera as the API shows it: never the password, and URLs
+// with any embedded password removed.
+type cameraView struct {
+	ID           uuid.UUID   `json:"id"`
+	Name         string      `json:"name"`
+	Protocol     string      `json:"protocol"`
+	Host         string      `json:"host"`
+	Port         int         `json:"port"`
+	Username     string      `json:"username"`
+	HasPassword  bool        `json:"has_password"`
+	Streams      streamPaths `json:"streams"`
+	SnapshotURL  string      `json:"snapshot_url"`
+	RecordingURL string      `json:"recording_url"`
+	PTZ          bool        `json:"ptz"`
+	AgentID      *uuid.UUID  `json:"agent_id"`
+	CreatedAt    time.Time   `json:"created_at"`
+	UpdatedAt    time.Time   `json:"updated_at"`
+}
+
+func viewCamera(c *store.Camera) cameraView {
+	return cameraView{
+		ID: c.ID, Name: c.Name, Protocol: c.Protocol, Host: c.Host, Port: c.Port,
+		Username: c.Username, HasPassword: c.Password != "",
+		Streams:     streamPaths{High: c.StreamHigh, Mid: c.StreamMid, Low: c.StreamLow, MJPEG: c.StreamMJPEG},
+		SnapshotURL: redactURL(c.SnapshotURL), RecordingURL: redactURL(c.RecordingURL),
+		PTZ: c.PTZ, AgentID: c.AgentID, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+	}
+}
+
+// redactURL hides a password embedded in a URL.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
+
+var defaultPorts = map[string]int{
+	store.ProtocolRTSP: 554, store.ProtocolRTMP: 1935, store.ProtocolHTTP: 80, store.ProtocolMJPEG: 80,
+}
+
+// apply copies the request's present fields onto cam and checks the result.
+// It returns a message for the client when the camera would be invalid.
+func (r *cameraRequest) apply(cam *store.Camera, creating bool) string {
+	if creating {
+		switch {
+		case r.Name == nil:
+			return "name is required"
+		case r.Protocol == nil:
+			return "protocol is required"
+		case r.Host == nil:
+			return "host is required"
+		}
+	}
+	set := func(dst *string, src *string) {
+		if src != nil {
+			*dst = strings.TrimSpace(*src)
+		}
+	}
+	set(&cam.Name, r.Name)
+	set(&cam.Protocol, r.Protocol)
+	set(&cam.Host, r.Host)
+	set(&cam.Username, r.Username)
+	set(&cam.SnapshotURL, r.SnapshotURL)
+	set(&cam.RecordingURL, r.RecordingURL)
+	if r.Password != nil {
+		cam.Password = *r.Password
+	}
+	if r.Port != nil {
+		cam.Port = *r.Port
+	}
+	if r.PTZ != nil {
+		cam.PTZ = *r.PTZ
+	}
+	if r.Streams != nil {
+		cam.StreamHigh, cam.StreamMid = strings.TrimSpace(r.Streams.High), strings.TrimSpace(r.Streams.Mid)
+		cam.StreamLow, cam.StreamMJPEG = strings.TrimSpace(r.Streams.Low), strings.TrimSpace(r.Streams.MJPEG)
+	}
+
+	if cam.Name == "" || len(cam.Name) > 200 {
+		return "name must be 1 to 200 characters"
+	}
+	if _, ok := defaultPorts[cam.Protocol]; !ok {
+		return `protocol must be one of "rtsp", "rtmp", "http", "mjpeg"`
+	}
+	if cam.Port == 0 && r.Port == nil {
+		cam.Port = defaultPorts[cam.Protocol]
+	}
+	if cam.Port < 1 || cam.Port > 65535 {
+		return "port must be between 1 and 65535"
+	}
+	if cam.Host == "" || len(cam.Host) > 253 || strings.ContainsAny(cam.Host, "/@?# \t") {
+		return "host must be a host name or IP address (no scheme, path or credentials)"
+	}
+	if len(cam.Username) > 200 || len(cam.Password) > 200 {
+		return "username and password must be at most 200 characters"
+	}
+	for name, p := range map[string]string{"high": cam.StreamHigh, "mid": cam.StreamMid, "low": cam.StreamLow, "mjpeg": cam.StreamMJPEG} {
+		if p != "" && (!strings.HasPrefix(p, "/") || len(p) > 1024 || strings.ContainsAny(p, " \t\r\n")) {
+			return "streams." + name + " must be a path starting with /"
+		}
+	}
+	if cam.StreamHigh == "" && cam.StreamMid == "" && cam.StreamLow == "" && cam.StreamMJPEG == "" {
+		return "streams needs at least one path (high, mid, low or mjpeg)"
+	}
+	for name, s := range map[string]string{"snapshot_url": cam.SnapshotURL, "recording_url": cam.RecordingURL} {
+		if s == "" {
+			continue
+		}
+		u, err := url.Parse(s)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "rtsp") {
+			return name + " must be an absolute http, https or rtsp URL"
+		}
+	}
+	return ""
+}
+
+// resolveAgent sets the camera's agent: the one named, or the account's
+// only agent when none is named.
+func (s *Server) resolveAgent(c *gin.Context, cam *store.Camera, agentID *string) bool {
+	agents, err := s.opts.Store.ListAgents(c, cam.AccountID)
+	if err != nil {
+		failErr(c, "agents", err)
+		return false
+	}
+	if agentID == nil {
+		if cam.AgentID == nil && len(agents) == 1 {
+			cam.AgentID = &agents[0].ID
+		} else if cam.AgentID == nil && len(agents) > 1 {
+			invalid(c, "agent_id is required: the account has %d agents", len(agents))
+			return false
+		}
+		return true
+	}
+	id, err := uuid.Parse(*agentID)
+	if err != nil {
+		invalid(c, "agent_id must be a UUID")
+		return false
+	}
+	for _, a := range agents {
+		if a.ID == id {
+			cam.AgentID = &a.ID
+			return true
+		}
+	}
+	invalid(c, "agent_id names no agent of this account")
+	return false
+}
+
+func (s *Server) createCamera(c *gin.Context) {
+	var req cameraRequest
+	if !bindJSON(c, &req) {
+		return
+	}
+	cam := &store.Camera{AccountID: account(c).ID}
+	if msg := req.apply(cam, true); msg != "" {
+		invalid(c, "%s", msg)
+		return
+	}
+	if !s.resolveAgent(c, cam, req.AgentID) {
+		return
+	}
+	if err := s.opts.Store.CreateCamera(c, cam); err != nil {
+		failErr(c, "camera", err)
+		return
+	}
+	c.JSON(http.StatusCreated, viewCamera(cam))
+}
+
+func (s *Server) getCamera(c *gin.Context) {
+	id, ok := pathID(c)
+	if !ok {
+		return
+	}
+	cam, err := s.opts.Store.GetCamera(c, account(c).ID, id)
+	if err != nil {
+		failErr(c, "camera", err)
+		return
+	}
+	c.JSON(http.StatusOK, viewCamera(cam))
+}
+
+func (s *Server) listCameras(c *gin.Context) {
+	page, ok := pageParams(c)
+	if !ok {
+		return
+	}
+	cams, next, err := s.opts.Store.ListCameras(c, account(c).ID, page)
+	if err != nil {
+		failErr(c, "cameras", err)
+		return
+	}
+	items := make([]cameraView, len(cams))
+	for i := range cams {
+		items[i] = viewCamera(&cams[i])
+	}
+	c.JSON(http.StatusOK, listBody[cameraView]{Items: items, NextCursor: next})
+}
+
+func (s *Server) updateCamera(c *gin.Context) {
+	id, ok := pathID(c)
+	if !ok {
+		return
+	}
+	var req cameraRequest
+	if !bindJSON(c, &req) {
+		return
+	}
+	cam, err := s.opts.Store.GetCamera(c, account(c).ID, id)
+	if err != nil {
+		failErr(c, "camera", err)
+		return
+	}
+	if msg := req.apply(cam, false); msg != "" {
+		invalid(c, "%s", msg)
+		return
+	}
+	if !s.resolveAgent(c, cam, req.AgentID) {
+		return
+	}
+	if err := s.opts.Store.UpdateCamera(c, cam); err != nil {
+		failErr(c, "camera", err)
+		return
+	}
+	c.JSON(http.StatusOK, viewCamera(cam))
+}
+
+func (s *Server) deleteCamera(c *gin.Context) {
+	id, ok := pathID(c)
+	if !ok {
+		return
+	}
+	err := s.opts.Store.DeleteCamera(c, account(c).ID, id)
+	if err == store.ErrConflict {
+		fail(c, http.StatusConflict, "camera_has_channels", "delete the camera's channels first")
+		return
+	}
+	if err != nil {
+		failErr(c, "camera", err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

@@ -1,0 +1,194 @@
+// Package api is the control plane's REST API: the public /v1 calls apps
+// make (API-key auth, account scoped), the internal /internal/v1 calls media
+// workers and agents make, health, metrics and the OpenAPI document.
+package api
+
+import (
+	"context"
+	_ "embed"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/streamtoken"
+	"github.com/opennvr/vms/workflows"
+)
+
+//go:embed openapi.yaml
+var openAPISpec []byte
+
+// Presigner hands out time-limited S3 URLs.
+type Presigner interface {
+	PresignGet(ctx context.Context, key string, expiry time.Duration) (string, error)
+	PresignPut(ctx context.Context, key, contentType string, expiry time.Duration) (string, error)
+}
+
+// Options are the server's dependencies and limits.
+type Options struct {
+	Store   *store.Store
+	Objects Presigner
+	// Temporal starts and signals the workflows; nil serves only the calls
+	// that need none (then the others answer 503).
+	Temporal client.Client
+	Tokens   *streamtoken.Signer
+	Recorder SegmentRecorder
+	// WorkerKey authenticates media workers on /internal/v1.
+	WorkerKey string
+
+	PresignExpiry time.Duration // lifetime of presigned URLs
+	ClipMaxLength time.Duration // longest clip range accepted
+	SegmentLength time.Duration // target segment length (session liveness, timeline joins)
+	ClipGrace     time.Duration // how long past its end a clip waits for segments
+	TokenExpiry   time.Duration // stream token lifetime
+}
+
+// Server serves the REST API.
+type Server struct {
+	opts    Options
+	metrics *metrics
+}
+
+// New builds a server.
+func New(o Options) *Server {
+	if o.PresignExpiry == 0 {
+		o.PresignExpiry = 15 * time.Minute
+	}
+	if o.ClipMaxLength == 0 {
+		o.ClipMaxLength = 24 * time.Hour
+	}
+	if o.SegmentLength == 0 {
+		o.SegmentLength = 30 * time.Second
+	}
+	if o.ClipGrace == 0 {
+		o.ClipGrace = 2 * time.Minute
+	}
+	if o.TokenExpiry == 0 {
+		o.TokenExpiry = 60 * time.Second
+	}
+	return &Server{opts: o, metrics: newMetrics()}
+}
+
+// Handler returns the HTTP handler with every route.
+func (s *Server) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(s.recoverJSON, s.observe)
+	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
+	r.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed") })
+
+	r.GET("/healthz", s.healthz)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
+	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openAPISpec) })
+
+	v1 := r.Group("/v1", s.authenticate)
+	v1.POST("/cameras", s.createCamera)
+	v1.GET("/cameras", s.listCameras)
+	v1.GET("/cameras/:id", s.getCamera)
+	v1.PATCH("/cameras/:id", s.updateCamera)
+	v1.DELETE("/cameras/:id", s.deleteCamera)
+
+	v1.GET("/nvrs", s.requireAdmin, s.listNVRs)
+	v1.POST("/nvrs", s.requireAdmin, s.createNVR)
+
+	v1.POST("/channels", s.createChannel)
+	v1.GET("/channels", s.listChannels)
+	v1.GET("/channels/:id", s.getChannel)
+	v1.DELETE("/channels/:id", s.deleteChannel)
+	v1.GET("/channels/:id/recordings", s.listRecordings)
+	v1.GET("/channels/:id/timeline", s.timeline)
+
+	wf := v1.Group("", s.requireTemporal)
+	wf.POST("/channels/:id/stream-tokens", s.createStreamToken)
+	wf.POST("/channels/:id/clips", s.createClip)
+	wf.GET("/clips/:id", s.getClip)
+	wf.POST("/channels/:id/snapshots", s.createSnapshot)
+	wf.POST("/snapshots/:id/complete", s.completeSnapshot)
+	wf.GET("/snapshots/:id", s.getSnapshot)
+
+	internal := r.Group("/internal/v1", s.requireTemporal)
+	workers := internal.Group("", s.authWorker)
+	workers.POST("/nvrs/register", s.registerNVR)
+	workers.POST("/sessions/authorize", s.authorizeSession)
+	workers.POST("/sessions/:id/started", s.sessionSignal(workflows.SignalStarted))
+	workers.POST("/sessions/:id/segments", s.sessionSignal(workflows.SignalSegment))
+	workers.POST("/sessions/:id/stopped", s.sessionSignal(workflows.SignalStopped))
+	agents := internal.Group("/agent", s.authAgent)
+	agents.POST("/resolve", s.resolveStream)
+	agents.POST("/stream-tokens", s.agentStreamToken)
+	return r
+}
+
+func (s *Server) healthz(c *gin.Context) {
+	if err := s.opts.Store.DB.PingContext(c); err != nil {
+		fail(c, http.StatusServiceUnavailable, "unhealthy", "database unreachable")
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// recoverJSON turns a panic into a logged 500 with the error model, so a bug
+// never leaks a stack trace to a client.
+func (s *Server) recoverJSON(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			slog.ErrorContext(c, "panic in handler", "route", c.FullPath(), "panic", p)
+			fail(c, http.StatusInternalServerError, "internal", "internal error")
+		}
+	}()
+	c.Next()
+}
+
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vms_http_requests_total", Help: "HTTP requests by route, method and status.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "vms_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route", "method"}),
+	}
+	m.registry.MustRegister(m.requests, m.duration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// observe logs and counts every request by its route pattern (never the raw
+// path or query, which may carry ids and signatures).
+func (s *Server) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	d := time.Since(start)
+	code := strconv.Itoa(c.Writer.Status())
+	s.metrics.requests.WithLabelValues(route, c.Request.Method, code).Inc()
+	s.metrics.duration.WithLabelValues(route, c.Request.Method).Observe(d.Seconds())
+	if route != "/healthz" && route != "/metrics" {
+		slog.InfoContext(c, "http", "method", c.Request.Method, "route", route, "status", c.Writer.Status(), "ms", d.Milliseconds())
+	}
+}
+
+func (s *Server) logWarn(c *gin.Context, msg string, err error) {
+	slog.WarnContext(c, msg, "route", c.FullPath(), "err", err)
+}

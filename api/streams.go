@@ -1,0 +1,326 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/streamtoken"
+	"github.com/opennvr/vms/workflows"
+)
+
+// Qualities a stream token may ask for.
+var qualities = map[string]func(*store.Camera) string{
+	"high":  func(c *store.Camera) string { return c.StreamHigh },
+	"mid":   func(c *store.Camera) string { return c.StreamMid },
+	"low":   func(c *store.Camera) string { return c.StreamLow },
+	"mjpeg": func(c *store.Camera) string { return c.StreamMJPEG },
+}
+
+// SegmentRecorder records a segment whose stream workflow has already ended
+// (a late upload from the media worker's spool), and wakes waiting clips.
+type SegmentRecorder interface {
+	RecordLateSegment(ctx context.Context, sessionID, channelID string, seg workflows.SegmentReport) error
+}
+
+type tokenRequest struct {
+	Quality   string `json:"quality"`
+	ChannelID string `json:"channel_id"` // agent calls only
+}
+
+type tokenView struct {
+	Token     string    `json:"token"`
+	SessionID string    `json:"session_id"`
+	ChannelID string    `json:"channel_id"`
+	Quality   string    `json:"quality"`
+	WorkerURL string    `json:"worker_url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// mintToken signs a token for a new session of ch.
+func (s *Server) mintToken(c *gin.Context, ch *store.Channel, quality string) {
+	path, ok := qualities[quality]
+	if !ok {
+		invalid(c, `quality must be one of "high", "mid", "low", "mjpeg"`)
+		return
+	}
+	if ch.Status != store.ChannelActive {
+		fail(c, http.StatusConflict, "channel_inactive", "channel is %s", ch.Status)
+		return
+	}
+	cam, err := s.opts.Store.GetCamera(c, ch.AccountID, ch.CameraID)
+	if err != nil {
+		failErr(c, "camera", err)
+		return
+	}
+	if path(cam) == "" {
+		invalid(c, "the camera has no %s stream", quality)
+		return
+	}
+	nvr, err := s.opts.Store.GetNVR(c, ch.NVRID)
+	if err != nil {
+		failErr(c, "nvr", err)
+		return
+	}
+	claims := streamtoken.Claims{
+		SessionID: uuid.Must(uuid.NewV7()).String(), ChannelID: ch.ID.String(), AccountID: ch.AccountID.String(),
+		Quality: quality, WorkerURL: nvr.MediaURL, ExpiresAt: time.Now().Add(s.opts.TokenExpiry).UTC().Truncate(time.Second),
+	}
+	c.JSON(http.StatusCreated, tokenView{Token: s.opts.Tokens.Sign(claims), SessionID: claims.SessionID,
+		ChannelID: claims.ChannelID, Quality: quality, WorkerURL: claims.WorkerURL, ExpiresAt: claims.ExpiresAt})
+}
+
+func (s *Server) createStreamToken(c *gin.Context) {
+	ch, ok := s.channel(c)
+	if !ok {
+		return
+	}
+	var req tokenRequest
+	if !bindJSON(c, &req) {
+		return
+	}
+	if req.ChannelID != "" {
+		invalid(c, "channel_id is taken from the path")
+		return
+	}
+	s.mintToken(c, ch, req.Quality)
+}
+
+// --- internal API: media workers ---
+
+const agentKey = "agent"
+
+// authWorker admits media workers by their shared key.
+func (s *Server) authWorker(c *gin.Context) {
+	key := bearer(c)
+	if s.opts.WorkerKey == "" || subtle.ConstantTimeCompare([]byte(key), []byte(s.opts.WorkerKey)) != 1 {
+		fail(c, http.StatusUnauthorized, "unauthorized", "media worker key required")
+		return
+	}
+	c.Next()
+}
+
+// authAgent admits local agents by their own key.
+func (s *Server) authAgent(c *gin.Context) {
+	key := bearer(c)
+	if key == "" {
+		fail(c, http.StatusUnauthorized, "unauthorized", "agent key required")
+		return
+	}
+	a, err := s.opts.Store.AgentByKey(c, key)
+	if errors.Is(err, store.ErrNotFound) {
+		fail(c, http.StatusUnauthorized, "unauthorized", "invalid agent key")
+		return
+	}
+	if err != nil {
+		failErr(c, "agent", err)
+		return
+	}
+	c.Set(agentKey, a)
+	c.Next()
+}
+
+func (s *Server) registerNVR(c *gin.Context) { s.createNVR(c) }
+
+type authorizeRequest struct {
+	Token  string `json:"token"`
+	Worker string `json:"worker"`
+}
+
+// authorizeSession runs the authorize update on the session's workflow,
+// starting it if needed: the workflow makes the token single-use.
+func (s *Server) authorizeSession(c *gin.Context) {
+	var req authorizeRequest
+	if !bindJSON(c, &req) {
+		return
+	}
+	claims, ok := s.verifyToken(c, req.Token)
+	if !ok {
+		return
+	}
+	start := s.opts.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       workflows.StreamWorkflowID(claims.SessionID),
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		// A session id is never reused: a finished session's token stays spent.
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.ChannelIDKey.ValueSet(claims.ChannelID)),
+	}, workflows.StreamSessionWorkflow, workflows.StreamInput{
+		SessionID: claims.SessionID, ChannelID: claims.ChannelID, Quality: claims.Quality, SegmentLength: s.opts.SegmentLength,
+	})
+	handle, err := s.opts.Temporal.UpdateWithStartWorkflow(c, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName:   workflows.UpdateAuthorize,
+			Args:         []any{workflows.AuthorizeRequest{Worker: req.Worker}},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	var grant workflows.StreamGrant
+	if err == nil {
+		err = handle.Get(c, &grant)
+	}
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	var appErr *temporal.ApplicationError
+	switch {
+	case err == nil:
+		c.JSON(http.StatusOK, grant)
+	case errors.As(err, &started):
+		fail(c, http.StatusConflict, "token_used", "stream token already used")
+	case errors.As(err, &appErr):
+		// The workflow rejected the update: already used, or channel inactive.
+		fail(c, http.StatusConflict, "stream_rejected", "%s", appErr.Message())
+	default:
+		failErr(c, "stream session", err)
+	}
+}
+
+// verifyToken checks a stream token's signature and expiry.
+func (s *Server) verifyToken(c *gin.Context, token string) (streamtoken.Claims, bool) {
+	claims, err := s.opts.Tokens.Verify(token, time.Now())
+	switch {
+	case errors.Is(err, streamtoken.ErrExpired):
+		fail(c, http.StatusUnauthorized, "token_expired", "stream token expired")
+	case err != nil:
+		fail(c, http.StatusUnauthorized, "token_invalid", "stream token invalid")
+	}
+	return claims, err == nil
+}
+
+// sessionSignal signals the session's workflow from a media worker report.
+func (s *Server) sessionSignal(name string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, ok := pathID(c)
+		if !ok {
+			return
+		}
+		var arg any
+		var seg workflows.SegmentReport
+		if name == workflows.SignalSegment {
+			if !bindJSON(c, &seg) {
+				return
+			}
+			if seg.Key == "" || seg.Start.IsZero() || !seg.Start.Before(seg.End) || seg.Size < 0 {
+				invalid(c, "segment needs key, start < end and size")
+				return
+			}
+			arg = seg
+		}
+		err := s.opts.Temporal.SignalWorkflow(c, workflows.StreamWorkflowID(id.String()), "", name, arg)
+		if isNotFound(err) && name == workflows.SignalSegment && s.opts.Recorder != nil {
+			// The session already ended (lost, or stopped before its spool
+			// drained): record the segment all the same; footage is never dropped.
+			sess, serr := s.opts.Store.SessionByID(c, id)
+			if serr != nil {
+				failErr(c, "session", serr)
+				return
+			}
+			err = s.opts.Recorder.RecordLateSegment(c, id.String(), sess.ChannelID.String(), seg)
+		}
+		if isNotFound(err) {
+			fail(c, http.StatusNotFound, "not_found", "session not found or ended")
+			return
+		}
+		if err != nil {
+			failErr(c, "session", err)
+			return
+		}
+		c.Status(http.StatusAccepted)
+	}
+}
+
+// --- internal API: agents ---
+
+type resolveRequest struct {
+	Token string `json:"token"`
+}
+
+// resolveView tells an agent what to pull for a token: only a camera of
+// its own, so an agent can never be steered at arbitrary LAN hosts.
+type resolveView struct {
+	SessionID string `json:"session_id"`
+	ChannelID string `json:"channel_id"`
+	Quality   string `json:"quality"`
+	WorkerURL string `json:"worker_url"`
+	Protocol  string `json:"protocol"`
+	CameraURL string `json:"camera_url"` // with credentials: for the agent only
+}
+
+func (s *Server) resolveStream(c *gin.Context) {
+	var req resolveRequest
+	if !bindJSON(c, &req) {
+		return
+	}
+	claims, ok := s.verifyToken(c, req.Token)
+	if !ok {
+		return
+	}
+	ag := c.MustGet(agentKey).(*store.Agent)
+	chID, _ := uuid.Parse(claims.ChannelID)
+	ch, err := s.opts.Store.GetChannel(c, ag.AccountID, chID)
+	if err != nil {
+		failErr(c, "channel", err)
+		return
+	}
+	cam, err := s.opts.Store.GetCamera(c, ag.AccountID, ch.CameraID)
+	if err != nil {
+		failErr(c, "camera", err)
+		return
+	}
+	if cam.AgentID == nil || *cam.AgentID != ag.ID {
+		fail(c, http.StatusForbidden, "not_your_camera", "the camera is not assigned to this agent")
+		return
+	}
+	c.JSON(http.StatusOK, resolveView{SessionID: claims.SessionID, ChannelID: claims.ChannelID, Quality: claims.Quality,
+		WorkerURL: claims.WorkerURL, Protocol: cam.Protocol, CameraURL: cameraURL(cam, qualities[claims.Quality](cam))})
+}
+
+// agentStreamToken mints a fresh token for one of the agent's channels: what
+// an agent does to reconnect after its media worker restarted.
+func (s *Server) agentStreamToken(c *gin.Context) {
+	var req tokenRequest
+	if !bindJSON(c, &req) {
+		return
+	}
+	ag := c.MustGet(agentKey).(*store.Agent)
+	chID, err := uuid.Parse(req.ChannelID)
+	if err != nil {
+		invalid(c, "channel_id must be a UUID")
+		return
+	}
+	ch, err := s.opts.Store.GetChannel(c, ag.AccountID, chID)
+	if err != nil {
+		failErr(c, "channel", err)
+		return
+	}
+	s.mintToken(c, ch, req.Quality)
+}
+
+// cameraURL is the URL the agent pulls: scheme by protocol, credentials
+// embedded, the quality's path.
+func cameraURL(cam *store.Camera, path string) string {
+	scheme := cam.Protocol
+	if scheme == store.ProtocolMJPEG {
+		scheme = "http"
+	}
+	path, query, _ := strings.Cut(path, "?")
+	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(cam.Host, strconv.Itoa(cam.Port)), Path: path, RawQuery: query}
+	if cam.Username != "" {
+		u.User = url.UserPassword(cam.Username, cam.Password)
+	}
+	return u.String()
+}

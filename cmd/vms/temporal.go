@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/opennvr/vms/activities"
+	"github.com/opennvr/vms/config"
+	"github.com/opennvr/vms/objectstore"
+	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/workflows"
+)
+
+// dialTemporal connects to TEMPORAL_ADDRESS, with mTLS when a client
+// certificate is configured.
+func dialTemporal(ctx context.Context, cfg config.Config) (client.Client, error) {
+	opts := client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(slog.Default().With("component", "temporal")),
+	}
+	if cfg.TemporalTLSCert != "" || cfg.TemporalTLSCA != "" {
+		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.TemporalTLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.TemporalTLSCert, cfg.TemporalTLSKey)
+			if err != nil {
+				return nil, fmt.Errorf("temporal client certificate: %w", err)
+			}
+			tlsCfg.Certificates = []tls.Certificate{cert}
+		}
+		if cfg.TemporalTLSCA != "" {
+			pem, err := os.ReadFile(cfg.TemporalTLSCA)
+			if err != nil {
+				return nil, fmt.Errorf("temporal CA: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, errors.New("temporal CA: no certificate found")
+			}
+			tlsCfg.RootCAs = pool
+		}
+		opts.ConnectionOptions.TLS = tlsCfg
+	}
+	return client.DialContext(ctx, opts)
+}
+
+// temporalBinary finds the dev server binary the Makefile builds.
+func temporalBinary() (string, error) {
+	candidates := []string{os.Getenv("VMS_TEMPORAL_BIN"), filepath.Join("bin", "temporal")}
+	if exe, err := os.Executable(); err == nil {
+		candidates = append(candidates, filepath.Join(filepath.Dir(exe), "temporal"))
+	}
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		if st, err := os.Stat(c); err == nil && !st.IsDir() {
+			return filepath.Abs(c)
+		}
+	}
+	if p, err := exec.LookPath("temporal"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("no temporal binary: run `make bin/temporal` (or set VMS_TEMPORAL_BIN or TEMPORAL_ADDRESS)")
+}
+
+// startDevTemporal starts the real Temporal dev server (SQLite in the data
+// folder, Web UI on :8233) with the search attributes the workflows use.
+func startDevTemporal(ctx context.Context, dataDir string) (*testsuite.DevServer, error) {
+	bin, err := temporalBinary()
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.OpenFile(filepath.Join(dataDir, "temporal.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	attrs := make([]temporal.SearchAttributeUpdate, 0, 3)
+	for _, k := range []temporal.SearchAttributeKeyKeyword{workflows.ClipStatusKey, workflows.ChannelIDKey, workflows.SnapshotStatusKey} {
+		attrs = append(attrs, k.ValueSet(""))
+	}
+	return testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath: bin,
+		ClientOptions: &client.Options{
+			HostPort:  "127.0.0.1:7233",
+			Namespace: "default",
+			Logger:    tlog.NewStructuredLogger(slog.Default().With("component", "temporal")),
+		},
+		DBFilename:       filepath.Join(dataDir, "temporal.db"),
+		EnableUI:         true,
+		UIPort:           "8233",
+		LogLevel:         "warn",
+		SearchAttributes: temporal.NewSearchAttributes(attrs...),
+		Stdout:           logFile,
+		Stderr:           logFile,
+	})
+}
+
+// newWorkflowWorker builds the Temporal worker with every workflow and
+// activity registered.
+func newWorkflowWorker(tc client.Client, st *store.Store, objects *objectstore.Client) (worker.Worker, *activities.Activities) {
+	acts := &activities.Activities{Store: st, Objects: objects, Temporal: tc}
+	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
+	workflows.Register(w, acts)
+	return w, acts
+}
+
+func workflowWorkerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "workflow-worker",
+		Short: "Run the Temporal worker: clip, stream-session and snapshot workflows and their activities",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cfg, err := config.Load()
+			if err != nil {
+				return err
+			}
+			st, err := openStore(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			objects, err := openObjects(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			tc, err := dialTemporal(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			w, _ := newWorkflowWorker(tc, st, objects)
+			if err := w.Start(); err != nil {
+				return err
+			}
+			<-ctx.Done()
+			w.Stop()
+			return nil
+		},
+	}
+}

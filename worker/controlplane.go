@@ -1,0 +1,69 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/opennvr/vms/apiclient"
+)
+
+// Grant is what the control plane answers to an accepted stream token.
+type Grant struct {
+	SessionID      string `json:"session_id"`
+	ChannelID      string `json:"channel_id"`
+	Quality        string `json:"quality"`
+	SegmentSeconds int    `json:"segment_seconds"`
+}
+
+// SegmentReport tells the control plane a segment is stored in S3.
+type SegmentReport struct {
+	Key        string    `json:"key"`
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+	DurationMS int64     `json:"duration_ms"`
+	Size       int64     `json:"size"`
+	Codec      string    `json:"codec"`
+}
+
+// ControlPlane is what the media worker asks of the API.
+type ControlPlane interface {
+	Authorize(ctx context.Context, token string) (Grant, error)
+	Started(ctx context.Context, sessionID string) error
+	Segment(ctx context.Context, sessionID string, r SegmentReport) error
+	Stopped(ctx context.Context, sessionID string) error
+}
+
+// APIClient is the ControlPlane over the API's /internal/v1, with the
+// media worker key.
+type APIClient struct {
+	API    *apiclient.Client
+	Worker string // this worker's name, for the API's records
+}
+
+// Authorize asks the API to accept a stream token.
+func (c *APIClient) Authorize(ctx context.Context, token string) (Grant, error) {
+	var g Grant
+	err := c.API.Post(ctx, "/internal/v1/sessions/authorize", map[string]string{"token": token, "worker": c.Worker}, &g)
+	return g, err
+}
+
+// Started reports that the stream is flowing.
+func (c *APIClient) Started(ctx context.Context, sessionID string) error {
+	return c.API.Post(ctx, "/internal/v1/sessions/"+sessionID+"/started", struct{}{}, nil)
+}
+
+// Segment reports an uploaded segment.
+func (c *APIClient) Segment(ctx context.Context, sessionID string, r SegmentReport) error {
+	return c.API.Post(ctx, "/internal/v1/sessions/"+sessionID+"/segments", r, nil)
+}
+
+// Stopped reports that the stream ended.
+func (c *APIClient) Stopped(ctx context.Context, sessionID string) error {
+	return c.API.Post(ctx, "/internal/v1/sessions/"+sessionID+"/stopped", struct{}{}, nil)
+}
+
+// Register announces this worker as an NVR instance reachable at mediaURL.
+func (c *APIClient) Register(ctx context.Context, name, mediaURL string, capacity int) error {
+	return c.API.Post(ctx, "/internal/v1/nvrs/register",
+		map[string]any{"name": name, "media_url": mediaURL, "capacity": capacity}, nil)
+}

@@ -1,0 +1,213 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+
+	"github.com/opennvr/vms/apiclient"
+	"github.com/opennvr/vms/media"
+	"github.com/opennvr/vms/objectstore"
+	"github.com/opennvr/vms/store"
+)
+
+// Server is the media worker's WebSocket ingest: one stream per connection,
+// authorized by the control plane, segmented to the spool.
+type Server struct {
+	Control ControlPlane
+	Spool   *Spool
+	// WorkDir holds segments being written (one folder per session).
+	WorkDir string
+	// SegmentLength is the target segment length when the grant names none.
+	SegmentLength time.Duration
+	Logger        *slog.Logger
+
+	upgrader websocket.Upgrader
+	streams  sync.WaitGroup
+}
+
+// Handler serves the ingest WebSocket at /v1/ingest and /healthz.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/ingest", s.ingest)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
+	return mux
+}
+
+// Wait blocks until every stream handler has returned.
+func (s *Server) Wait() { s.streams.Wait() }
+
+func (s *Server) log() *slog.Logger {
+	if s.Logger == nil {
+		return slog.Default()
+	}
+	return s.Logger
+}
+
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader answered already
+	}
+	s.streams.Add(1)
+	defer s.streams.Done()
+	defer conn.Close()
+	conn.SetReadLimit(media.MaxFramePayload + 1024)
+	st := &stream{srv: s, conn: conn, log: s.log().With("remote", r.RemoteAddr)}
+	code, reason := st.run(r.Context())
+	msg := websocket.FormatCloseMessage(code, reason)
+	_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+}
+
+// stream is one agent connection.
+type stream struct {
+	srv   *Server
+	conn  *websocket.Conn
+	log   *slog.Logger
+	grant Grant
+}
+
+// run handles the connection and returns the close code and reason to send.
+func (st *stream) run(ctx context.Context) (int, string) {
+	conn := st.conn
+	conn.SetReadDeadline(time.Now().Add(media.KeepaliveTimeout))
+	typ, msg, err := conn.ReadMessage()
+	if err != nil {
+		return media.CloseBadHello, "no hello"
+	}
+	if typ != websocket.TextMessage {
+		return media.CloseBadHello, "first message must be a text hello"
+	}
+	hello, err := media.ReadHello(msg)
+	if errors.Is(err, media.ErrUnsupportedVersion) {
+		return media.CloseUnsupportedVersion, "unsupported protocol version"
+	}
+	if err != nil {
+		return media.CloseBadHello, truncate(err.Error())
+	}
+	st.grant, err = st.srv.Control.Authorize(ctx, hello.Token)
+	if err != nil {
+		if apiclient.IsPermanent(err) {
+			st.log.Info("stream refused", "err", err)
+			return media.CloseBadToken, "token refused"
+		}
+		st.log.Error("authorize failed", "err", err)
+		return websocket.CloseTryAgainLater, "control plane unavailable"
+	}
+	st.log = st.log.With("session", st.grant.SessionID, "channel", st.grant.ChannelID)
+	target := st.srv.SegmentLength
+	if st.grant.SegmentSeconds > 0 {
+		target = time.Duration(st.grant.SegmentSeconds) * time.Second
+	}
+	welcome, _ := json.Marshal(media.Welcome{SessionID: st.grant.SessionID, SegmentSeconds: int(target / time.Second)})
+	if err := conn.WriteMessage(websocket.TextMessage, welcome); err != nil {
+		return websocket.CloseAbnormalClosure, ""
+	}
+
+	dir := filepath.Join(st.srv.WorkDir, st.grant.SessionID)
+	seg, err := NewSegmenter(SegmenterConfig{Dir: dir, Tracks: hello.Tracks, Target: target, OnSegment: st.spool})
+	if err != nil {
+		return media.CloseBadHello, truncate(err.Error())
+	}
+	// Whatever ends the stream, the partial segment is flushed to the spool
+	// and the session reported stopped: no footage is lost on a disconnect.
+	defer func() {
+		if err := seg.Close(); err != nil {
+			st.log.Error("flush last segment", "err", err)
+		}
+		os.Remove(dir)
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := st.srv.Control.Stopped(stopCtx, st.grant.SessionID); err != nil {
+			st.log.Warn("report stopped", "err", err)
+		}
+		st.log.Info("stream ended")
+	}()
+	if err := st.srv.Control.Started(ctx, st.grant.SessionID); err != nil {
+		st.log.Warn("report started", "err", err)
+	}
+	st.log.Info("stream accepted", "tracks", len(hello.Tracks), "segment", target)
+
+	conn.SetPingHandler(func(data string) error {
+		conn.SetReadDeadline(time.Now().Add(media.KeepaliveTimeout))
+		return conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	for {
+		conn.SetReadDeadline(time.Now().Add(media.KeepaliveTimeout))
+		typ, msg, err := conn.ReadMessage()
+		if err != nil {
+			if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+				return websocket.CloseNormalClosure, ""
+			}
+			st.log.Info("stream connection lost", "err", err)
+			return websocket.CloseAbnormalClosure, ""
+		}
+		if typ != websocket.BinaryMessage {
+			return media.CloseBadFrame, "frames must be binary messages"
+		}
+		f, err := media.UnmarshalFrame(msg)
+		if err != nil {
+			st.log.Warn("malformed frame, closing this stream", "err", err)
+			return media.CloseBadFrame, truncate(err.Error())
+		}
+		if err := seg.WriteFrame(f); err != nil {
+			if errors.Is(err, ErrUnknownTrack) || errors.Is(err, ErrNonMonotonicDTS) || errors.Is(err, ErrBadPayload) {
+				st.log.Warn("bad frame, closing this stream", "err", err)
+				return media.CloseBadFrame, truncate(err.Error())
+			}
+			st.log.Error("segmenter", "err", err)
+			return websocket.CloseInternalServerErr, "segmenter failed"
+		}
+	}
+}
+
+// spool hands a finished segment to the spool under its S3 key.
+func (st *stream) spool(s Segment) error {
+	sessionID, err := uuid.Parse(st.grant.SessionID)
+	if err != nil {
+		return err
+	}
+	channelID, err := uuid.Parse(st.grant.ChannelID)
+	if err != nil {
+		return err
+	}
+	r := SegmentReport{
+		Key: store.RecordingKey(channelID, sessionID, s.Start), Start: s.Start, End: s.End,
+		DurationMS: s.Duration.Milliseconds(), Size: s.Size, Codec: s.Codec,
+	}
+	return st.srv.Spool.Add(s.Path, st.grant.SessionID, st.grant.ChannelID, r)
+}
+
+// truncate keeps a close reason within the 123 bytes a close frame allows.
+func truncate(s string) string {
+	if len(s) > 120 {
+		return s[:120]
+	}
+	return s
+}
+
+// ObjectUploader uploads spooled files with the S3 client.
+type ObjectUploader struct{ Objects *objectstore.Client }
+
+// PutFile uploads the file at path to key.
+func (u ObjectUploader) PutFile(ctx context.Context, key, path, contentType string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return u.Objects.Put(ctx, key, f, info.Size(), contentType)
+}

@@ -1,0 +1,138 @@
+// Package contract names what the NVR's durable flows share with their
+// callers and their activities: workflow ids, the task queue, signal, query
+// and update names, search attribute keys, and the input and result types.
+//
+// It is a leaf package so that activities (which signal clip workflows) and
+// workflows (which call activities) can both use it without an import cycle.
+// Callers normally use the same names through package workflows
+// (workflows/names.go re-exports every one of them).
+package contract
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+)
+
+// TaskQueue is the one task queue every workflow worker polls.
+const TaskQueue = "vms"
+
+// Workflow ids.
+func ClipWorkflowID(clipID string) string         { return "clip-" + clipID }
+func StreamWorkflowID(sessionID string) string    { return "stream-" + sessionID }
+func SnapshotWorkflowID(snapshotID string) string { return "snapshot-" + snapshotID }
+
+// Search attributes kept current by the workflows, so the Temporal UI can
+// list jobs by status and channel.
+var (
+	ClipStatusKey     = temporal.NewSearchAttributeKeyKeyword("ClipStatus")
+	ChannelIDKey      = temporal.NewSearchAttributeKeyKeyword("ChannelID")
+	SnapshotStatusKey = temporal.NewSearchAttributeKeyKeyword("SnapshotStatus")
+)
+
+// SearchAttributes lists every custom search attribute, for registering
+// them on a namespace (the dev server does so at start). All are Keyword.
+var SearchAttributes = []string{"ClipStatus", "ChannelID", "SnapshotStatus"}
+
+// Signal, query and update names.
+const (
+	SignalSegment  = "segment"  // a recording segment was stored (clip and stream workflows)
+	SignalStarted  = "started"  // the media worker accepted the stream
+	SignalStopped  = "stopped"  // the stream ended
+	SignalComplete = "complete" // the client finished its snapshot upload
+
+	QueryProgress = "progress" // clip progress
+
+	UpdateAuthorize = "authorize"  // a media worker asks to accept a stream token
+	UpdateUploadURL = "upload-url" // a client asks where to upload its snapshot
+)
+
+// ClipInput starts a ClipWorkflow.
+type ClipInput struct {
+	ClipID    string
+	ChannelID string
+	Start     time.Time
+	End       time.Time
+	// Grace is how long past End the workflow waits for segments
+	// (zero: 2 minutes).
+	Grace time.Duration
+
+	// Set by the workflow itself when it continues as new; callers leave
+	// them zero.
+	Continued bool // a later run of the same clip: it has waited already
+	Signals   int  // segment signals the earlier runs received
+}
+
+// ClipProgress is what QueryProgress answers.
+type ClipProgress struct {
+	Status           string  `json:"status"`
+	CoveredSeconds   float64 `json:"covered_seconds"`
+	RequestedSeconds float64 `json:"requested_seconds"`
+	// Segments is how many recordings the clip holds so far.
+	Segments int `json:"segments"`
+	// Error says why a clip failed.
+	Error string `json:"error,omitempty"`
+	// UpdatedAt is the workflow time of the last change.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// SegmentSignal tells a clip workflow that a recording of its channel was stored.
+type SegmentSignal struct {
+	RecordingID string
+	Start       time.Time
+	End         time.Time
+}
+
+// StreamInput starts a StreamSessionWorkflow.
+type StreamInput struct {
+	SessionID     string
+	ChannelID     string
+	Quality       string
+	SegmentLength time.Duration // zero: 30 s
+
+	// Carried by the workflow itself across continue-as-new; callers leave
+	// them zero.
+	Authorized bool      // the token was used: a new authorize is refused
+	Worker     string    // the media worker that was granted the stream
+	Status     string    // store.SessionAuthorized or store.SessionLive
+	LastSeen   time.Time // when the stream last showed life (authorize, start, segment)
+	Segments   int       // segments recorded by the earlier runs
+}
+
+// AuthorizeRequest is the authorize update's argument: the API has checked
+// the token's signature and expiry; the workflow enforces single use and
+// that the channel is active.
+type AuthorizeRequest struct {
+	Worker string // the media worker asking
+}
+
+// StreamGrant is the authorize update's result: what the media worker needs
+// to accept the stream.
+type StreamGrant struct {
+	SessionID      string `json:"session_id"`
+	ChannelID      string `json:"channel_id"`
+	Quality        string `json:"quality"`
+	SegmentSeconds int    `json:"segment_seconds"`
+}
+
+// SegmentReport is the segment signal a media worker's upload causes on a
+// stream workflow.
+type SegmentReport struct {
+	Key        string    `json:"key"`
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+	DurationMS int64     `json:"duration_ms"`
+	Size       int64     `json:"size"`
+	Codec      string    `json:"codec"`
+}
+
+// SnapshotInput starts a SnapshotWorkflow.
+type SnapshotInput struct {
+	SnapshotID string
+	ChannelID  string
+	Source     string // store.SnapshotClient or store.SnapshotAgent
+	Key        string
+	// URLExpiry is the presigned PUT's lifetime; a client that has not
+	// uploaded by then finds its snapshot expired (zero: 15 minutes).
+	URLExpiry time.Duration
+}

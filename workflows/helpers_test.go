@@ -1,0 +1,231 @@
+package workflows_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/opennvr/vms/activities"
+	"github.com/opennvr/vms/objectstore"
+	"github.com/opennvr/vms/objectstore/s3test"
+	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/store/storetest"
+	"github.com/opennvr/vms/workflows"
+)
+
+func TestMain(m *testing.M) { s3test.Main(m) }
+
+// t0 is the test environment's start time: times have milliseconds on
+// purpose, the store keeps them.
+var t0 = time.Date(2025, 6, 2, 10, 0, 0, 250_000_000, time.UTC)
+
+// world is one account with a channel on an NVR, in a fresh SQLite store.
+type world struct {
+	st   *store.Store
+	acts *activities.Activities
+	acct *store.Account
+	ch   *store.Channel
+}
+
+func newWorld(tb testing.TB) *world {
+	tb.Helper()
+	ctx := context.Background()
+	st := storetest.Open(tb, "sqlite")
+	acct, err := st.CreateAccount(ctx, "acme", false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cam := &store.Camera{AccountID: acct.ID, Name: "door", Protocol: store.ProtocolRTSP, Host: "192.0.2.7", Port: 554, StreamHigh: "/main"}
+	if err := st.CreateCamera(ctx, cam); err != nil {
+		tb.Fatal(err)
+	}
+	nvr := &store.NVR{Name: "nvr-" + uuid.NewString()[:8], MediaURL: "ws://127.0.0.1:8082", Capacity: 100}
+	if err := st.CreateNVR(ctx, nvr); err != nil {
+		tb.Fatal(err)
+	}
+	ch := &store.Channel{AccountID: acct.ID, CameraID: cam.ID, NVRID: nvr.ID, RetentionDays: 7}
+	if err := st.CreateChannel(ctx, ch); err != nil {
+		tb.Fatal(err)
+	}
+	return &world{st: st, acts: &activities.Activities{Store: st}, acct: acct, ch: ch}
+}
+
+// withObjects gives the world's activities a fresh bucket on the embedded S3.
+func (w *world) withObjects(tb testing.TB) *objectstore.Client {
+	tb.Helper()
+	objects, _ := s3test.Start(tb)
+	w.acts.Objects = objects
+	return objects
+}
+
+// segment is a recording of the world's channel from start for d.
+func (w *world) segment(sessionID uuid.UUID, start time.Time, d time.Duration) workflows.SegmentReport {
+	return workflows.SegmentReport{
+		Key: store.RecordingKey(w.ch.ID, sessionID, start), Start: start, End: start.Add(d),
+		DurationMS: d.Milliseconds(), Size: 1 << 20, Codec: "avc1.64001f",
+	}
+}
+
+// addRecordings stores n back-to-back recordings of length d from start.
+func (w *world) addRecordings(tb testing.TB, start time.Time, n int, d time.Duration) []*store.Recording {
+	tb.Helper()
+	session := uuid.New()
+	out := make([]*store.Recording, n)
+	for i := range n {
+		seg := w.segment(session, start.Add(time.Duration(i)*d), d)
+		r := &store.Recording{ChannelID: w.ch.ID, SessionID: session, Key: seg.Key, Start: seg.Start, End: seg.End,
+			DurationMS: seg.DurationMS, Size: seg.Size, Codec: seg.Codec}
+		if _, err := w.st.AddRecording(context.Background(), r); err != nil {
+			tb.Fatal(err)
+		}
+		out[i] = r
+	}
+	return out
+}
+
+func (w *world) newClip(tb testing.TB, start, end time.Time) *store.Clip {
+	tb.Helper()
+	c := &store.Clip{AccountID: w.acct.ID, ChannelID: w.ch.ID, Start: start, End: end}
+	if err := w.st.CreateClip(context.Background(), c); err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+func (w *world) clipInput(c *store.Clip, grace time.Duration) workflows.ClipInput {
+	return workflows.ClipInput{ClipID: c.ID.String(), ChannelID: c.ChannelID.String(), Start: c.Start, End: c.End, Grace: grace}
+}
+
+func (w *world) clip(tb testing.TB, id uuid.UUID) *store.Clip {
+	tb.Helper()
+	c, err := w.st.ClipByID(context.Background(), id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+func (w *world) newSnapshot(tb testing.TB, source string) *store.Snapshot {
+	tb.Helper()
+	sn := &store.Snapshot{AccountID: w.acct.ID, ChannelID: w.ch.ID, Source: source}
+	if err := w.st.CreateSnapshot(context.Background(), sn); err != nil {
+		tb.Fatal(err)
+	}
+	return sn
+}
+
+func (w *world) snapshot(tb testing.TB, id uuid.UUID) *store.Snapshot {
+	tb.Helper()
+	sn, err := w.st.SnapshotByID(context.Background(), id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sn
+}
+
+func (w *world) countRecordings(tb testing.TB) int {
+	tb.Helper()
+	n, err := w.st.DB.NewSelect().Model((*store.Recording)(nil)).Where("channel_id = ?", w.ch.ID).Count(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return int(n)
+}
+
+// newEnv is a test workflow environment, starting at t0, with every
+// workflow and the world's activities registered.
+func newEnv(tb testing.TB, w *world) *testsuite.TestWorkflowEnvironment {
+	tb.Helper()
+	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(quietLogger())
+	env := suite.NewTestWorkflowEnvironment()
+	env.SetStartTime(t0)
+	env.SetTestTimeout(30 * time.Second)
+	workflows.Register(env, w.acts)
+	return env
+}
+
+// quietLogger drops the SDK's logs (activity failures the tests cause on
+// purpose are logged as errors); VMS_TEST_LOG=1 shows them.
+func quietLogger() tlog.Logger {
+	level := slog.LevelError + 1
+	if os.Getenv("VMS_TEST_LOG") == "1" {
+		level = slog.LevelDebug
+	}
+	return tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+}
+
+// signals is a Temporal client that only records SignalWorkflow calls, for
+// activities that signal clip workflows. Ids in gone answer NotFound, as a
+// finished workflow does.
+type signals struct {
+	client.Client // nil: any other call panics
+	mu            sync.Mutex
+	sent          []sentSignal
+	gone          map[string]bool
+}
+
+type sentSignal struct {
+	WorkflowID, Name string
+	Arg              any
+}
+
+func (s *signals) SignalWorkflow(_ context.Context, workflowID, _ string, name string, arg any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone[workflowID] {
+		return serviceerror.NewNotFound("workflow execution already completed")
+	}
+	s.sent = append(s.sent, sentSignal{workflowID, name, arg})
+	return nil
+}
+
+func (s *signals) to(workflowID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, sig := range s.sent {
+		if sig.WorkflowID == workflowID {
+			n++
+		}
+	}
+	return n
+}
+
+// jpeg and png are the smallest byte strings the snapshot check accepts.
+var (
+	jpeg = append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, bytes.Repeat([]byte{1}, 60)...)
+	png  = append([]byte{0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A}, bytes.Repeat([]byte{2}, 60)...)
+)
+
+func put(tb testing.TB, objects *objectstore.Client, key string, data []byte) {
+	tb.Helper()
+	if err := objects.Put(context.Background(), key, bytes.NewReader(data), int64(len(data)), ""); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// appErrType is the application error type inside err, or "".
+func appErrType(err error) string {
+	var appErr interface{ Type() string }
+	if errors.As(err, &appErr) {
+		return appErr.Type()
+	}
+	return ""
+}
+
+func near(a, b float64) bool { return a-b < 1e-6 && b-a < 1e-6 }
+
+func fmtTimes(ts []time.Time) string { return fmt.Sprint(ts) }
