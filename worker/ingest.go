@@ -33,6 +33,9 @@ type Server struct {
 
 	upgrader websocket.Upgrader
 	streams  sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[*websocket.Conn]struct{}
+	closing  bool
 }
 
 // Handler serves the ingest WebSocket at /v1/ingest and /healthz.
@@ -46,6 +49,39 @@ func (s *Server) Handler() http.Handler {
 // Wait blocks until every stream handler has returned.
 func (s *Server) Wait() { s.streams.Wait() }
 
+// Close ends every stream with "going away" (each flushes its partial
+// segment to the spool and reports stopped) and refuses new ones; then it
+// waits for the stream handlers to return.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.conns {
+		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "media worker shutting down")
+		_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.Wait()
+}
+
+// track adds or removes a live connection; it refuses new ones once closing.
+func (s *Server) track(c *websocket.Conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.conns, c)
+		return true
+	}
+	if s.closing {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = make(map[*websocket.Conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
 func (s *Server) log() *slog.Logger {
 	if s.Logger == nil {
 		return slog.Default()
@@ -54,16 +90,29 @@ func (s *Server) log() *slog.Logger {
 }
 
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
+	// Counted before the upgrade hijacks the connection: until then
+	// http.Server.Shutdown waits for this handler, so Wait cannot miss it.
+	s.streams.Add(1)
+	defer s.streams.Done()
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered already
 	}
-	s.streams.Add(1)
-	defer s.streams.Done()
 	defer conn.Close()
+	if !s.track(conn, true) {
+		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "media worker shutting down")
+		_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		return
+	}
+	defer s.track(conn, false)
 	conn.SetReadLimit(media.MaxFramePayload + 1024)
 	st := &stream{srv: s, conn: conn, log: s.log().With("remote", r.RemoteAddr)}
 	code, reason := st.run(r.Context())
+	if code == websocket.CloseAbnormalClosure {
+		// 1006 means "no close frame": it must never be sent (RFC 6455
+		// 7.4.1), and a peer that is still there would reject it.
+		return
+	}
 	msg := websocket.FormatCloseMessage(code, reason)
 	_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 }

@@ -57,7 +57,9 @@ func runMediaWorker(ctx context.Context, cfg config.Config, objects *objectstore
 	g.Go(func() error { return ignoreCanceled(spool.Run(ctx)) })
 	g.Go(func() error {
 		err := serveHTTP(ctx, "media-worker", cfg.MediaAddr, srv.Handler(), nil)
-		srv.Wait()
+		// Streams outlive the HTTP server (their connections are hijacked):
+		// end them so each flushes its last segment to the spool.
+		srv.Close()
 		return err
 	})
 	slog.Info("media worker registered", "nvr", cfg.NVRName, "url", public)
