@@ -9,8 +9,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"go.temporal.io/sdk/client"
 
 	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/workflows"
 )
 
 const (
@@ -180,6 +182,15 @@ func (s *Server) deleteChannel(c *gin.Context) {
 	if err := s.opts.Store.DeleteChannel(c, account(c).ID, id); err != nil {
 		failErr(c, "channel", err)
 		return
+	}
+	// The rows went with the channel; its objects go in the background.
+	if s.opts.Temporal != nil {
+		_, err := s.opts.Temporal.ExecuteWorkflow(c, client.StartWorkflowOptions{
+			ID: workflows.PurgeChannelWorkflowID(id.String()), TaskQueue: workflows.TaskQueue,
+		}, workflows.PurgeChannelWorkflow, id.String())
+		if err != nil {
+			s.logWarn(c, "could not start purging the deleted channel's objects", err)
+		}
 	}
 	c.Status(http.StatusNoContent)
 }

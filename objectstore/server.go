@@ -30,6 +30,8 @@ const (
 	EnvRegion    = "VMS_S3_REGION"
 	EnvAccessKey = "VMS_S3_ACCESS_KEY"
 	EnvSecretKey = "VMS_S3_SECRET_KEY"
+	// EnvEventWebhook is the URL the server POSTs bucket events to.
+	EnvEventWebhook = "VMS_S3_EVENT_WEBHOOK"
 	// EnvChild is set to "1" in the child's environment so that a binary
 	// re-executing itself (a test binary, see s3test.Main) knows to serve.
 	EnvChild = "VMS_S3_CHILD"
@@ -51,16 +53,24 @@ type ServerConfig struct {
 	Region    string // default "us-east-1"
 	AccessKey string
 	SecretKey string
+	// EventWebhookURL, if set, receives every bucket's events (object
+	// created, removed, ...) as S3 event notification JSON, POSTed one
+	// request per event. versitygw sends them to this one global sink: no
+	// bucket notification configuration is needed (nor supported). The
+	// server checks the URL with a test event when it starts, so the
+	// receiver must already listen.
+	EventWebhookURL string
 }
 
 // ServerConfigFromEnv reads the config StartEmbedded passed to the child.
 func ServerConfigFromEnv() ServerConfig {
 	return ServerConfig{
-		Dir:       os.Getenv(EnvDir),
-		Addr:      os.Getenv(EnvAddr),
-		Region:    os.Getenv(EnvRegion),
-		AccessKey: os.Getenv(EnvAccessKey),
-		SecretKey: os.Getenv(EnvSecretKey),
+		Dir:             os.Getenv(EnvDir),
+		Addr:            os.Getenv(EnvAddr),
+		Region:          os.Getenv(EnvRegion),
+		AccessKey:       os.Getenv(EnvAccessKey),
+		SecretKey:       os.Getenv(EnvSecretKey),
+		EventWebhookURL: os.Getenv(EnvEventWebhook),
 	}
 }
 
@@ -72,6 +82,7 @@ func (cfg ServerConfig) env() []string {
 		EnvRegion + "=" + cfg.Region,
 		EnvAccessKey + "=" + cfg.AccessKey,
 		EnvSecretKey + "=" + cfg.SecretKey,
+		EnvEventWebhook + "=" + cfg.EventWebhookURL,
 	}
 }
 
@@ -141,6 +152,7 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 		MultipartMaxParts: 10000,
 		HealthPath:        healthPath,
 		Quiet:             true,
+		EventWebhookURL:   cfg.EventWebhookURL,
 		IAMService: auth.NewIAMServiceSingle(auth.Account{
 			Access: cfg.AccessKey,
 			Secret: cfg.SecretKey,

@@ -28,7 +28,11 @@ const (
 	reasonNoStream       = "no stream for the whole deadline"
 	reasonClipDeleted    = "the clip was deleted"
 	reasonChannelDeleted = "the channel was deleted"
+	reasonNoMedia        = "the recordings could not be assembled"
 )
+
+// assembleVersion guards the step that writes the clip as one MP4.
+const assembleVersion = "assemble-mp4"
 
 // ClipWorkflow gathers the recordings of a clip's range. It appends those
 // already stored; while the range reaches past the newest recording it waits
@@ -48,6 +52,7 @@ type clipWorkflow struct {
 	status    string
 	reason    string // why it failed
 	cov       activities.Coverage
+	objectKey string // the assembled MP4, once written
 	updatedAt time.Time
 
 	segments workflow.ReceiveChannel
@@ -135,21 +140,33 @@ func (w *clipWorkflow) append(ctx workflow.Context) error {
 	return nil
 }
 
-// finish turns the gathered recordings into the clip's outcome.
-//
-// NEXT STEP — assemble one MP4: the next issue adds, here and behind
-//
-//	v := workflow.GetVersion(ctx, "assemble-mp4", workflow.DefaultVersion, 1)
-//
-// an activity that writes the trimmed clip to store.ClipKey(channel, clip)
-// when v == 1, and passes that key to updateStatus. Runs recorded before it
-// (testdata/clip-*.json) take the DefaultVersion path and must still replay.
+// finish turns the gathered recordings into the clip's outcome: failed when
+// nothing was recorded, else (from version 1 of "assemble-mp4") assembled
+// into one MP4 object, then finished. Runs recorded before the assembly step
+// existed take the DefaultVersion path and replay unchanged.
 func (w *clipWorkflow) finish(ctx workflow.Context, waited bool) error {
 	if w.cov.CoveredSeconds <= 0 {
 		if waited {
 			return w.updateStatus(ctx, store.ClipFailed, reasonNoStream)
 		}
 		return w.updateStatus(ctx, store.ClipFailed, reasonNoRecordings)
+	}
+	if workflow.GetVersion(ctx, assembleVersion, workflow.DefaultVersion, 1) == 1 {
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			// An hour-long clip streams ~120 segments; heartbeats (one per
+			// segment) tell a stuck upload from a long one.
+			StartToCloseTimeout: 30 * time.Minute,
+			HeartbeatTimeout:    2 * time.Minute,
+			RetryPolicy:         retryForever(),
+		})
+		var res activities.AssembleResult
+		if err := workflow.ExecuteActivity(actx, acts.AssembleClip, w.in.ClipID).Get(ctx, &res); err != nil {
+			if activities.HasErrorType(err, activities.ErrNoMedia) {
+				return w.updateStatus(ctx, store.ClipFailed, reasonNoMedia+": "+applicationMessage(err))
+			}
+			return w.stop(ctx, err)
+		}
+		w.objectKey = res.ObjectKey
 	}
 	// Partial coverage still finishes: progress (< 1) records how much.
 	return w.updateStatus(ctx, store.ClipFinished, "")
@@ -182,7 +199,7 @@ func (w *clipWorkflow) continueAsNew(ctx workflow.Context) error {
 // workflow's state (with its time) and the ClipStatus search attribute.
 func (w *clipWorkflow) updateStatus(ctx workflow.Context, status, reason string) error {
 	err := workflow.ExecuteActivity(ctx, acts.SetClipStatus, activities.ClipStatusInput{
-		ClipID: w.in.ClipID, Status: status, Progress: w.fraction(), Error: reason,
+		ClipID: w.in.ClipID, Status: status, Progress: w.fraction(), ObjectKey: w.objectKey, Error: reason,
 	}).Get(ctx, nil)
 	if err != nil && !activities.HasErrorType(err, activities.ErrClipDeleted) {
 		return err

@@ -36,23 +36,31 @@ func TestClipPastRange(t *testing.T) {
 	tests := []struct {
 		name         string
 		recordings   int // 30 s each from hourAgo
+		noObjects    bool
 		start, end   time.Time
 		wantStatus   string
 		wantProgress float64
 		wantSegments int
 		wantError    string
 	}{
-		{"fully recorded", 120, hourAgo, hourAgo.Add(time.Hour), store.ClipFinished, 1, 120, ""},
+		{"fully recorded", 120, false, hourAgo, hourAgo.Add(time.Hour), store.ClipFinished, 1, 120, ""},
 		// Only the first half hour exists: the clip finishes with what there is.
-		{"partly recorded", 60, hourAgo, hourAgo.Add(time.Hour), store.ClipFinished, 0.5, 60, ""},
+		{"partly recorded", 60, false, hourAgo, hourAgo.Add(time.Hour), store.ClipFinished, 0.5, 60, ""},
 		// Segment edges need not match the range: 15 s of the first, 15 s of the last.
-		{"unaligned", 4, hourAgo.Add(15 * time.Second), hourAgo.Add(105 * time.Second), store.ClipFinished, 1, 4, ""},
-		{"nothing recorded", 0, hourAgo, hourAgo.Add(time.Hour), store.ClipFailed, 0, 0, "no recordings in range"},
+		{"unaligned", 4, false, hourAgo.Add(15 * time.Second), hourAgo.Add(105 * time.Second), store.ClipFinished, 1, 4, ""},
+		{"nothing recorded", 0, false, hourAgo, hourAgo.Add(time.Hour), store.ClipFailed, 0, 0, "no recordings in range"},
+		// Rows without their objects (removed by retention): nothing to
+		// assemble, the clip fails saying so.
+		{"objects missing", 4, true, hourAgo, hourAgo.Add(2 * time.Minute), store.ClipFailed, 1, 4,
+			"the recordings could not be assembled: assemble clip: no media in range"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
-			w.addRecordings(t, hourAgo, tt.recordings, 30*time.Second)
+			recs := w.addRecordings(t, hourAgo, tt.recordings, 30*time.Second)
+			if tt.noObjects {
+				w.removeObjects(t, recs)
+			}
 			clip := w.newClip(t, tt.start, tt.end)
 			env := newEnv(t, w)
 			env.ExecuteWorkflow(workflows.ClipWorkflow, w.clipInput(clip, 2*time.Minute))
@@ -72,12 +80,17 @@ func TestClipPastRange(t *testing.T) {
 				t.Errorf("clip = %s progress %.3f error %q, want %s %.3f %q",
 					got.Status, got.Progress, got.Error, tt.wantStatus, tt.wantProgress, tt.wantError)
 			}
-			recs, err := w.st.ClipRecordings(context.Background(), clip.ID)
+			if got.Status == store.ClipFinished {
+				w.assertAssembled(t, got)
+			} else if got.ObjectKey != "" {
+				t.Errorf("failed clip has object key %q", got.ObjectKey)
+			}
+			clipRecs, err := w.st.ClipRecordings(context.Background(), clip.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(recs) != tt.wantSegments {
-				t.Errorf("clip holds %d recordings, want %d", len(recs), tt.wantSegments)
+			if len(clipRecs) != tt.wantSegments {
+				t.Errorf("clip holds %d recordings, want %d", len(clipRecs), tt.wantSegments)
 			}
 			p := queryProgress(t, env)
 			if p.Status != tt.wantStatus || p.Segments != tt.wantSegments || p.Error != tt.wantError ||
@@ -118,9 +131,11 @@ func TestClipFutureRangeFinishesOnSignals(t *testing.T) {
 	if d := env.Now().Sub(t0); d >= 30*time.Second {
 		t.Errorf("finished after %s: not woken by the signals", d)
 	}
-	if got := w.clip(t, clip.ID); got.Status != store.ClipFinished || got.Progress != 1 {
+	got := w.clip(t, clip.ID)
+	if got.Status != store.ClipFinished || got.Progress != 1 {
 		t.Errorf("clip = %s progress %v, want finished 1", got.Status, got.Progress)
 	}
+	w.assertAssembled(t, got)
 }
 
 // With no stream at all, a clip waits until its range's end plus the grace,
@@ -171,9 +186,11 @@ func TestClipRecentRangeTakesLateSegment(t *testing.T) {
 	if d := env.Now().Sub(t0); d != 20*time.Second {
 		t.Errorf("finished after %s, want 20s (on the late segment)", d)
 	}
-	if got := w.clip(t, clip.ID); got.Status != store.ClipFinished || got.Progress != 1 {
+	got := w.clip(t, clip.ID)
+	if got.Status != store.ClipFinished || got.Progress != 1 {
 		t.Errorf("clip = %s progress %v, want finished 1", got.Status, got.Progress)
 	}
+	w.assertAssembled(t, got)
 }
 
 // A failing append is retried; the clip then finishes.
@@ -192,9 +209,11 @@ func TestClipAppendRetried(t *testing.T) {
 		t.Fatalf("workflow error: %v", err)
 	}
 	env.AssertExpectations(t)
-	if got := w.clip(t, clip.ID); got.Status != store.ClipFinished || got.Progress != 1 {
+	got := w.clip(t, clip.ID)
+	if got.Status != store.ClipFinished || got.Progress != 1 {
 		t.Errorf("clip = %s progress %v, want finished 1", got.Status, got.Progress)
 	}
+	w.assertAssembled(t, got)
 }
 
 // A deleted clip ends its workflow quietly.

@@ -23,6 +23,7 @@ import (
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/recordingtest"
 )
 
 func TestMain(m *testing.M) { s3test.Main(m) }
@@ -31,18 +32,25 @@ func TestMain(m *testing.M) { s3test.Main(m) }
 // purpose, the store keeps them.
 var t0 = time.Date(2025, 6, 2, 10, 0, 0, 250_000_000, time.UTC)
 
-// world is one account with a channel on an NVR, in a fresh SQLite store.
+// world is one account with a channel on an NVR, in a fresh SQLite store,
+// with a fresh bucket on the embedded S3.
 type world struct {
-	st   *store.Store
-	acts *activities.Activities
-	acct *store.Account
-	ch   *store.Channel
+	st      *store.Store
+	objects *objectstore.Client
+	acts    *activities.Activities
+	acct    *store.Account
+	ch      *store.Channel
 }
 
 func newWorld(tb testing.TB) *world {
 	tb.Helper()
+	return newWorldOn(tb, storetest.Open(tb, "sqlite"))
+}
+
+// newWorldOn builds the world in st.
+func newWorldOn(tb testing.TB, st *store.Store) *world {
+	tb.Helper()
 	ctx := context.Background()
-	st := storetest.Open(tb, "sqlite")
 	acct, err := st.CreateAccount(ctx, "acme", false)
 	if err != nil {
 		tb.Fatal(err)
@@ -59,15 +67,8 @@ func newWorld(tb testing.TB) *world {
 	if err := st.CreateChannel(ctx, ch); err != nil {
 		tb.Fatal(err)
 	}
-	return &world{st: st, acts: &activities.Activities{Store: st}, acct: acct, ch: ch}
-}
-
-// withObjects gives the world's activities a fresh bucket on the embedded S3.
-func (w *world) withObjects(tb testing.TB) *objectstore.Client {
-	tb.Helper()
 	objects, _ := s3test.Start(tb)
-	w.acts.Objects = objects
-	return objects
+	return &world{st: st, objects: objects, acts: &activities.Activities{Store: st, Objects: objects}, acct: acct, ch: ch}
 }
 
 // segment is a recording of the world's channel from start for d.
@@ -78,21 +79,50 @@ func (w *world) segment(sessionID uuid.UUID, start time.Time, d time.Duration) w
 	}
 }
 
-// addRecordings stores n back-to-back recordings of length d from start.
+// upload puts a real segment of the report's length at its key, as the
+// media worker does before it reports a segment, and returns the report
+// with the segment's size and codec.
+func (w *world) upload(tb testing.TB, rep workflows.SegmentReport) workflows.SegmentReport {
+	tb.Helper()
+	seg := recordingtest.Put(tb, w.objects, rep.Key, rep.End.Sub(rep.Start))
+	rep.Size, rep.Codec = int64(len(seg.Data)), seg.Codec
+	return rep
+}
+
+// addRecordings records n back-to-back real segments of length d from
+// start: objects and rows.
 func (w *world) addRecordings(tb testing.TB, start time.Time, n int, d time.Duration) []*store.Recording {
 	tb.Helper()
-	session := uuid.New()
-	out := make([]*store.Recording, n)
-	for i := range n {
-		seg := w.segment(session, start.Add(time.Duration(i)*d), d)
-		r := &store.Recording{ChannelID: w.ch.ID, SessionID: session, Key: seg.Key, Start: seg.Start, End: seg.End,
-			DurationMS: seg.DurationMS, Size: seg.Size, Codec: seg.Codec}
-		if _, err := w.st.AddRecording(context.Background(), r); err != nil {
+	return recordingtest.Add(tb, w.st, w.objects, w.ch.ID, start, n, d)
+}
+
+// removeObjects deletes the recordings' objects (as retention or an
+// operator might), leaving their rows.
+func (w *world) removeObjects(tb testing.TB, recs []*store.Recording) {
+	tb.Helper()
+	for _, r := range recs {
+		if err := w.objects.Delete(context.Background(), r.Key); err != nil {
 			tb.Fatal(err)
 		}
-		out[i] = r
 	}
-	return out
+}
+
+// assertAssembled checks a finished clip points at its assembled MP4 and
+// that the object is there.
+func (w *world) assertAssembled(tb testing.TB, c *store.Clip) {
+	tb.Helper()
+	if want := store.ClipKey(c.ChannelID, c.ID); c.ObjectKey != want {
+		tb.Errorf("clip object key = %q, want %q", c.ObjectKey, want)
+		return
+	}
+	info, err := w.objects.Head(context.Background(), c.ObjectKey)
+	if err != nil {
+		tb.Errorf("assembled clip %s: %v", c.ObjectKey, err)
+		return
+	}
+	if info.Size == 0 {
+		tb.Errorf("assembled clip %s is empty", c.ObjectKey)
+	}
 }
 
 func (w *world) newClip(tb testing.TB, start, end time.Time) *store.Clip {

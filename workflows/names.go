@@ -55,3 +55,18 @@ type (
 	SegmentReport    = contract.SegmentReport
 	SnapshotInput    = contract.SnapshotInput
 )
+
+// Retention names.
+const (
+	RetentionScheduleID = contract.RetentionScheduleID
+	RetentionInterval   = contract.RetentionInterval
+)
+
+// PurgeChannelWorkflowID names the workflow that deletes a deleted
+// channel's objects.
+func PurgeChannelWorkflowID(channelID string) string {
+	return contract.PurgeChannelWorkflowID(channelID)
+}
+
+// RetentionInput starts a retention sweep.
+type RetentionInput = contract.RetentionInput

@@ -23,6 +23,8 @@ func RegisterWorkflows(w worker.WorkflowRegistry) {
 	w.RegisterWorkflow(ClipWorkflow)
 	w.RegisterWorkflow(StreamSessionWorkflow)
 	w.RegisterWorkflow(SnapshotWorkflow)
+	w.RegisterWorkflow(RetentionWorkflow)
+	w.RegisterWorkflow(PurgeChannelWorkflow)
 }
 
 // ErrTokenUsed is the type of the error a second authorize update gets.

@@ -35,7 +35,7 @@ func TestSnapshotClientUpload(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
-			objects := w.withObjects(t)
+			objects := w.objects
 			w.acts.MaxSnapshotBytes = tt.maxBytes
 			sn := w.newSnapshot(t, store.SnapshotClient)
 			env := newEnv(t, w)

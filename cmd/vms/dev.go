@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
@@ -18,6 +19,7 @@ import (
 	"github.com/opennvr/vms/config"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/workflows"
 )
 
 // devNVR is the NVR instance of the in-process media worker.
@@ -144,12 +146,18 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 	}
 
 	var tc client.Client
+	temporalUI := "http://127.0.0.1:8233"
 	if cfg.TemporalAddress == "" {
 		ts, err := startDevTemporal(ctx, dataDir)
 		if err != nil {
 			return fmt.Errorf("temporal dev server: %w", err)
 		}
-		defer ts.Stop()
+		// Signal the dev server the moment shutdown starts, not after the
+		// rest has stopped: a supervisor that kills us soon after must not
+		// leave it running with :7233 taken.
+		stopTemporal := sync.OnceValue(ts.Stop)
+		go func() { <-ctx.Done(); stopTemporal() }()
+		defer stopTemporal()
 		tc = ts.Client()
 		cfg.TemporalAddress = ts.FrontendHostPort()
 	} else {
@@ -157,12 +165,16 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 			return err
 		}
 		defer tc.Close()
+		temporalUI = "(the cluster's own UI)"
 	}
 	w, acts := newWorkflowWorker(tc, st, objects)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("workflow worker: %w", err)
 	}
 	defer w.Stop()
+	if err := workflows.EnsureRetentionSchedule(ctx, tc); err != nil {
+		return fmt.Errorf("retention schedule: %w", err)
+	}
 	srv, err := newAPI(cfg, st, objects, tc, acts)
 	if err != nil {
 		return err
@@ -187,7 +199,7 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 		}
 		defer cam.Close()
 	}
-	printDevBanner(cfg)
+	printDevBanner(cfg, temporalUI)
 	return g.Wait()
 }
 
@@ -216,7 +228,7 @@ func seedDev(ctx context.Context, st *store.Store, cfg config.Config, secrets de
 // mediaURL is the media worker's public WebSocket URL for a listen address.
 func mediaURL(addr string) string { return "ws://" + hostPort(addr) + "/v1/ingest" }
 
-func printDevBanner(cfg config.Config) {
+func printDevBanner(cfg config.Config, temporalUI string) {
 	api := "http://" + hostPort(cfg.HTTPAddr)
 	slog.Info("vms dev is up", "api", api)
 	fmt.Printf(`
@@ -224,12 +236,12 @@ vms dev is running
   REST API       %s   (Authorization: Bearer %s)
   OpenAPI        %s/openapi.yaml
   Metrics        %s/metrics
-  Temporal UI    http://127.0.0.1:8233   (frontend %s)
+  Temporal UI    %s   (frontend %s)
   S3             %s
   Media worker   %s
   Agent API      http://%s
   Data folder    %s
-`, api, cfg.DevAPIKey, api, api, cfg.TemporalAddress, cfg.S3Endpoint, mediaURL(cfg.MediaAddr), hostPort(cfg.AgentAddr), cfg.DataDir)
+`, api, cfg.DevAPIKey, api, api, temporalUI, cfg.TemporalAddress, cfg.S3Endpoint, mediaURL(cfg.MediaAddr), hostPort(cfg.AgentAddr), cfg.DataDir)
 }
 
 func hostPort(addr string) string {

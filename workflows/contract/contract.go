@@ -136,3 +136,19 @@ type SnapshotInput struct {
 	// uploaded by then finds its snapshot expired (zero: 15 minutes).
 	URLExpiry time.Duration
 }
+
+// Retention: one Temporal Schedule runs RetentionWorkflow; deleting a
+// channel starts PurgeChannelWorkflow for its objects.
+const RetentionScheduleID = "retention"
+
+// RetentionInterval is how often the retention schedule runs.
+const RetentionInterval = time.Hour
+
+func PurgeChannelWorkflowID(channelID string) string { return "purge-channel-" + channelID }
+
+// RetentionInput starts (or continues) a retention sweep.
+type RetentionInput struct {
+	// AfterChannel resumes a sweep continued as new.
+	AfterChannel string
+	Deleted      int
+}
