@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/opennvr/vms/api"
+	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
@@ -50,20 +51,26 @@ func (b *syncBuffer) String() string {
 // env is an API server on a real store and a real embedded S3, with two
 // accounts (A is admin) and their keys.
 type env struct {
-	t      *testing.T
-	url    string
-	store  *store.Store
-	keyA   string
-	keyB   string
-	acctA  *store.Account
-	acctB  *store.Account
-	client *http.Client
+	t       *testing.T
+	url     string
+	store   *store.Store
+	keyA    string
+	keyB    string
+	acctA   *store.Account
+	acctB   *store.Account
+	client  *http.Client
+	handler http.Handler
 }
 
 func newEnv(t *testing.T, st *store.Store, opts api.Options) *env {
 	t.Helper()
-	ctx := context.Background()
 	objects, _ := s3test.Start(t)
+	return newEnvWith(t, st, objects, opts)
+}
+
+func newEnvWith(t *testing.T, st *store.Store, objects *objectstore.Client, opts api.Options) *env {
+	t.Helper()
+	ctx := context.Background()
 	e := &env{t: t, store: st, keyA: store.NewSecret("vms_"), keyB: store.NewSecret("vms_"), client: &http.Client{Timeout: 30 * time.Second}}
 	var err error
 	if e.acctA, err = st.CreateAccount(ctx, "a", true); err != nil {
@@ -82,7 +89,8 @@ func newEnv(t *testing.T, st *store.Store, opts api.Options) *env {
 		t.Fatal(err)
 	}
 	opts.Store, opts.Objects = st, objects
-	srv := httptest.NewServer(api.New(opts).Handler())
+	e.handler = api.New(opts).Handler()
+	srv := httptest.NewServer(e.handler)
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	return e
@@ -315,6 +323,7 @@ func TestBadInput(t *testing.T) {
 		{"wrong type port", "POST", "/v1/cameras", `{"name":"x","protocol":"rtsp","host":"h","port":"554"}`, "invalid_type"},
 		{"missing name", "POST", "/v1/cameras", `{"protocol":"rtsp","host":"h","streams":{"high":"/a"}}`, "invalid_request"},
 		{"missing host", "POST", "/v1/cameras", `{"name":"x","protocol":"rtsp","streams":{"high":"/a"}}`, "invalid_request"},
+		{"rtmp not supported", "POST", "/v1/cameras", `{"name":"x","protocol":"rtmp","host":"h","streams":{"high":"/live"}}`, "invalid_request"},
 		{"bad protocol", "POST", "/v1/cameras", `{"name":"x","protocol":"carrier-pigeon","host":"h","port":554}`, "invalid_request"},
 		{"port too big", "POST", "/v1/cameras", `{"name":"x","protocol":"rtsp","host":"h","port":70000,"streams":{"high":"/a"}}`, "invalid_request"},
 		{"port zero", "POST", "/v1/cameras", `{"name":"x","protocol":"rtsp","host":"h","port":0,"streams":{"high":"/a"}}`, "invalid_request"},

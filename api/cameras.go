@@ -122,6 +122,11 @@ func (r *cameraRequest) apply(cam *store.Camera, creating bool) string {
 	if _, ok := defaultPorts[cam.Protocol]; !ok {
 		return `protocol must be one of "rtsp", "rtmp", "http", "mjpeg"`
 	}
+	if cam.Protocol == store.ProtocolRTMP {
+		// The agent cannot pull RTMP yet (gortmplib needs a newer mediacommon
+		// than gortsplib v4.16.2 builds with): refuse rather than record nothing.
+		return "rtmp cameras are not supported yet: use the camera's RTSP or MJPEG stream"
+	}
 	if cam.Port == 0 && r.Port == nil {
 		cam.Port = defaultPorts[cam.Protocol]
 	}

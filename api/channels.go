@@ -186,7 +186,7 @@ func (s *Server) deleteChannel(c *gin.Context) {
 	// The rows went with the channel; its objects go in the background.
 	if s.opts.Temporal != nil {
 		_, err := s.opts.Temporal.ExecuteWorkflow(c, client.StartWorkflowOptions{
-			ID: workflows.PurgeChannelWorkflowID(id.String()), TaskQueue: workflows.TaskQueue,
+			ID: workflows.PurgeChannelWorkflowID(id.String()), TaskQueue: s.opts.TaskQueue,
 		}, workflows.PurgeChannelWorkflow, id.String())
 		if err != nil {
 			s.logWarn(c, "could not start purging the deleted channel's objects", err)

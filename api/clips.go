@@ -80,7 +80,7 @@ func (s *Server) createClip(c *gin.Context) {
 	}
 	_, err := s.opts.Temporal.ExecuteWorkflow(c, client.StartWorkflowOptions{
 		ID:        workflows.ClipWorkflowID(clip.ID.String()),
-		TaskQueue: workflows.TaskQueue,
+		TaskQueue: s.opts.TaskQueue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.ChannelIDKey.ValueSet(ch.ID.String()),
 			workflows.ClipStatusKey.ValueSet(store.ClipInProgress),

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -68,6 +69,7 @@ func bindJSON(c *gin.Context, dst any) bool {
 		syntax  *json.SyntaxError
 		typ     *json.UnmarshalTypeError
 		tooBig  *http.MaxBytesError
+		badTime *time.ParseError
 		message = err.Error()
 		code    = "invalid_json"
 	)
@@ -85,6 +87,9 @@ func bindJSON(c *gin.Context, dst any) bool {
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
 		code = "unknown_field"
 		message = strings.TrimPrefix(err.Error(), "json: ")
+	case errors.As(err, &badTime):
+		code = "invalid_time"
+		message = fmt.Sprintf("%q is not an RFC 3339 time like 2026-01-02T15:04:05Z", badTime.Value)
 	case errors.As(err, &tooBig):
 		code = "body_too_large"
 		message = fmt.Sprintf("request body exceeds %d bytes", maxBody)

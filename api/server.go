@@ -39,8 +39,11 @@ type Options struct {
 	// Temporal starts and signals the workflows; nil serves only the calls
 	// that need none (then the others answer 503).
 	Temporal client.Client
-	Tokens   *streamtoken.Signer
-	Recorder SegmentRecorder
+	// TaskQueue is where workflows are started (default workflows.TaskQueue;
+	// tests sharing one dev server give each its own).
+	TaskQueue string
+	Tokens    *streamtoken.Signer
+	Recorder  SegmentRecorder
 	// WorkerKey authenticates media workers on /internal/v1.
 	WorkerKey string
 
@@ -67,6 +70,9 @@ func New(o Options) *Server {
 	}
 	if o.SegmentLength == 0 {
 		o.SegmentLength = 30 * time.Second
+	}
+	if o.TaskQueue == "" {
+		o.TaskQueue = workflows.TaskQueue
 	}
 	if o.ClipGrace == 0 {
 		o.ClipGrace = 2 * time.Minute

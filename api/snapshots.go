@@ -56,7 +56,7 @@ func (s *Server) createSnapshot(c *gin.Context) {
 	}
 	start := client.StartWorkflowOptions{
 		ID:                       workflows.SnapshotWorkflowID(sn.ID.String()),
-		TaskQueue:                workflows.TaskQueue,
+		TaskQueue:                s.opts.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.ChannelIDKey.ValueSet(ch.ID.String()),

@@ -154,7 +154,7 @@ func (s *Server) authorizeSession(c *gin.Context) {
 	}
 	start := s.opts.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID:                       workflows.StreamWorkflowID(claims.SessionID),
-		TaskQueue:                workflows.TaskQueue,
+		TaskQueue:                s.opts.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		// A session id is never reused: a finished session's token stays spent.
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
