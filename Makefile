@@ -22,9 +22,14 @@ run: build $(TEMPORAL)
 test: $(TEMPORAL)
 	$(GO) test -count=1 -timeout 20m ./...
 
+# workflowcheck flags non-deterministic calls (time.Now, goroutines, map
+# ranging, I/O) reachable from workflow code.
+WORKFLOWCHECK := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run $(WORKFLOWCHECK) ./workflows/...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/ ./media/ ./worker/

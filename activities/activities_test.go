@@ -35,7 +35,7 @@ type world struct {
 	sig  *signals
 }
 
-func newWorld(t *testing.T, st *store.Store) *world {
+func newWorld(t testing.TB, st *store.Store) *world {
 	t.Helper()
 	ctx := context.Background()
 	acct, err := st.CreateAccount(ctx, "acme", false)
@@ -69,7 +69,7 @@ func (w *world) addRecording(t *testing.T, start time.Time, d time.Duration) *st
 	return r
 }
 
-func (w *world) newClip(t *testing.T, start, end time.Time) *store.Clip {
+func (w *world) newClip(t testing.TB, start, end time.Time) *store.Clip {
 	t.Helper()
 	c := &store.Clip{AccountID: w.acct.ID, ChannelID: w.ch.ID, Start: start, End: end}
 	if err := w.st.CreateClip(context.Background(), c); err != nil {

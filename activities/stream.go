@@ -149,7 +149,7 @@ func (a *Activities) NotifyClips(ctx context.Context, in NotifyClipsInput) (int,
 	if err != nil {
 		return 0, err
 	}
-	// Activity-local query; the clips_channel_idx index serves it.
+	// Activity-local query; clips_channel_status_idx serves it.
 	var ids []uuid.UUID
 	err = a.Store.DB.NewSelect().Model((*store.Clip)(nil)).Column("id").
 		Where("channel_id = ?", cid).Where("status = ?", store.ClipInProgress).

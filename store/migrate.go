@@ -17,6 +17,7 @@ type migration struct {
 
 var migrations = []migration{
 	{1, "initial schema", migrateInitial},
+	{2, "clips by channel and status", migrateClipsChannelStatus},
 }
 
 // Migrate applies every pending migration, each in its own transaction.
@@ -118,6 +119,18 @@ func migrateInitial(ctx context.Context, db bun.IDB) error {
 		if _, err := db.NewCreateIndex().Table(ix.table).Index(ix.name).Column(ix.columns...).Exec(ctx); err != nil {
 			return fmt.Errorf("create index %s: %w", ix.name, err)
 		}
+	}
+	return nil
+}
+
+// migrateClipsChannelStatus indexes clips by channel and status: for every
+// stored segment, NotifyClips looks up the channel's clips in progress,
+// which clips_channel_idx alone answers by reading all of the channel's
+// clips, finished ones included.
+func migrateClipsChannelStatus(ctx context.Context, db bun.IDB) error {
+	_, err := db.NewCreateIndex().Table("clips").Index("clips_channel_status_idx").Column("channel_id", "status").Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("create index clips_channel_status_idx: %w", err)
 	}
 	return nil
 }

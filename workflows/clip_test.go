@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/opennvr/vms/activities"
@@ -283,5 +284,47 @@ func TestClipContinuesAsNewWhenSuggested(t *testing.T) {
 	var can *workflow.ContinueAsNewError
 	if err := env.GetWorkflowError(); !errors.As(err, &can) {
 		t.Fatalf("workflow error = %v, want continue-as-new", err)
+	}
+}
+
+// The assembly step: a failing upload is retried until it succeeds; a clip
+// deleted meanwhile ends its workflow quietly.
+func TestClipAssembleErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error // what AssembleClip answers first (twice when retried)
+		wantStatus string
+		wantError  string
+	}{
+		{"retried", errors.New("S3 is down"), store.ClipFinished, ""},
+		{"clip deleted", temporal.NewNonRetryableApplicationError("gone", activities.ErrClipDeleted, nil), store.ClipFailed, "the clip was deleted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			w.addRecordings(t, t0.Add(-time.Hour), 2, 30*time.Second)
+			clip := w.newClip(t, t0.Add(-time.Hour), t0.Add(-time.Hour+time.Minute))
+			env := newEnv(t, w)
+			attempts := 0
+			env.OnActivity(w.acts.AssembleClip, mock.Anything, mock.Anything).Return(
+				func(ctx context.Context, clipID string) (activities.AssembleResult, error) {
+					if attempts++; attempts <= 2 {
+						return activities.AssembleResult{}, tt.err
+					}
+					return w.acts.AssembleClip(ctx, clipID)
+				})
+			env.ExecuteWorkflow(workflows.ClipWorkflow, w.clipInput(clip, time.Minute))
+
+			if err := env.GetWorkflowError(); err != nil {
+				t.Fatalf("workflow error: %v", err)
+			}
+			p := queryProgress(t, env)
+			if p.Status != tt.wantStatus || p.Error != tt.wantError {
+				t.Errorf("progress = %+v, want %s %q", p, tt.wantStatus, tt.wantError)
+			}
+			if got := w.clip(t, clip.ID); tt.wantStatus == store.ClipFinished {
+				w.assertAssembled(t, got)
+			}
+		})
 	}
 }
