@@ -6,7 +6,7 @@ TEMPORAL  := $(BIN)/temporal
 VMS       := $(BIN)/vms
 export VMS_TEMPORAL_BIN := $(TEMPORAL)
 
-.PHONY: run build test test-short lint bench clean
+.PHONY: run build test lint bench clean
 
 # The Temporal CLI carries the dev server; v1.5.1 is the last `go install`able
 # release. A cold build takes minutes, so it is built once into ./bin.
@@ -31,8 +31,10 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(WORKFLOWCHECK) ./workflows/...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/ ./media/ ./worker/
+bench: $(TEMPORAL)
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/ ./worker/
+	$(GO) test -run '^$$' -bench . -benchtime 5x ./activities/
+	$(GO) test -run '^$$' -bench . -benchtime 300x ./workflows/
 
 clean:
 	rm -rf $(BIN) .data

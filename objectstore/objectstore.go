@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -45,6 +46,19 @@ type ObjectInfo struct {
 	Size         int64
 	ContentType  string
 	LastModified time.Time
+	ETag         string // without the quotes
+	// Metadata is the object's user metadata (x-amz-meta-*), keys lower
+	// case and without the prefix.
+	Metadata map[string]string
+}
+
+// PutOptions are the optional attributes of an uploaded object.
+type PutOptions struct {
+	ContentType string
+	// Metadata is stored as user metadata (x-amz-meta-<key>). S3 treats
+	// keys as case-insensitive and Head returns them lower case, so use
+	// lower-case keys; S3 caps all of it at 2 KB.
+	Metadata map[string]string
 }
 
 // Client reads and writes objects in one bucket.
@@ -128,16 +142,27 @@ func (c *Client) EnsureBucket(ctx context.Context) error {
 	return nil
 }
 
+// Bucket is the bucket the client reads and writes.
+func (c *Client) Bucket() string { return c.bucket }
+
 // Put stores body under key. size is the exact body length, or -1 if
 // unknown (the server may then refuse the upload; prefer
 // NewMultipartWriter for streams of unknown length).
 func (c *Client) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string) error {
+	return c.PutWithOptions(ctx, key, body, size, PutOptions{ContentType: contentType})
+}
+
+// PutWithOptions is Put with user metadata and other optional attributes.
+func (c *Client) PutWithOptions(ctx context.Context, key string, body io.Reader, size int64, opts PutOptions) error {
 	in := &s3.PutObjectInput{Bucket: &c.bucket, Key: &key, Body: body}
 	if size >= 0 {
 		in.ContentLength = &size
 	}
-	if contentType != "" {
-		in.ContentType = &contentType
+	if opts.ContentType != "" {
+		in.ContentType = &opts.ContentType
+	}
+	if len(opts.Metadata) > 0 {
+		in.Metadata = opts.Metadata
 	}
 	var optFns []func(*s3.Options)
 	if _, seekable := body.(io.Seeker); !seekable && c.plainHTTP {
@@ -167,6 +192,8 @@ func (c *Client) Head(ctx context.Context, key string) (ObjectInfo, error) {
 		Size:         aws.ToInt64(out.ContentLength),
 		ContentType:  aws.ToString(out.ContentType),
 		LastModified: aws.ToTime(out.LastModified),
+		ETag:         strings.Trim(aws.ToString(out.ETag), `"`),
+		Metadata:     out.Metadata,
 	}, nil
 }
 
@@ -181,6 +208,8 @@ func (c *Client) Get(ctx context.Context, key string) (io.ReadCloser, ObjectInfo
 		Size:         aws.ToInt64(out.ContentLength),
 		ContentType:  aws.ToString(out.ContentType),
 		LastModified: aws.ToTime(out.LastModified),
+		ETag:         strings.Trim(aws.ToString(out.ETag), `"`),
+		Metadata:     out.Metadata,
 	}, nil
 }
 

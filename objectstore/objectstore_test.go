@@ -507,3 +507,47 @@ func TestEmbeddedMetadataStore(t *testing.T) {
 		})
 	}
 }
+
+func TestPutWithMetadata(t *testing.T) {
+	c, cfg := s3test.Start(t)
+	ctx := t.Context()
+	if c.Bucket() != cfg.Bucket {
+		t.Fatalf("Bucket() = %q, want %q", c.Bucket(), cfg.Bucket)
+	}
+	data := randomBytes(t, 1000)
+	md := map[string]string{"vms-segment-end": "2025-06-01T12:00:30.04Z", "vms-segment-codec": "h264"}
+	// Not seekable, like a stream: the unsigned-payload path must carry
+	// the metadata too.
+	for _, body := range []io.Reader{bytes.NewReader(data), io.MultiReader(bytes.NewReader(data))} {
+		err := c.PutWithOptions(ctx, "seg.mp4", body, int64(len(data)),
+			objectstore.PutOptions{ContentType: "video/mp4", Metadata: md})
+		if err != nil {
+			t.Fatalf("PutWithOptions: %v", err)
+		}
+		info, err := c.Head(ctx, "seg.mp4")
+		if err != nil {
+			t.Fatalf("Head: %v", err)
+		}
+		if info.ContentType != "video/mp4" || len(info.Metadata) != len(md) || info.ETag == "" || strings.Contains(info.ETag, `"`) {
+			t.Errorf("Head = %+v, want video/mp4, metadata %v and an unquoted ETag", info, md)
+		}
+		for k, v := range md {
+			if info.Metadata[k] != v {
+				t.Errorf("metadata %s = %q, want %q", k, info.Metadata[k], v)
+			}
+		}
+		rc, got, err := c.Get(ctx, "seg.mp4")
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		rc.Close()
+		if got.ETag != info.ETag || got.Metadata["vms-segment-codec"] != "h264" {
+			t.Errorf("Get info = %+v, want the Head's ETag and metadata", got)
+		}
+	}
+	// Put leaves no metadata.
+	put(t, c, "plain.mp4", data, "video/mp4")
+	if info, err := c.Head(ctx, "plain.mp4"); err != nil || len(info.Metadata) != 0 {
+		t.Errorf("Head(plain) = %+v, %v; want no metadata", info, err)
+	}
+}

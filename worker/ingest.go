@@ -248,7 +248,7 @@ func truncate(s string) string {
 type ObjectUploader struct{ Objects *objectstore.Client }
 
 // PutFile uploads the file at path to key.
-func (u ObjectUploader) PutFile(ctx context.Context, key, path, contentType string) error {
+func (u ObjectUploader) PutFile(ctx context.Context, key, path, contentType string, metadata map[string]string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -258,5 +258,6 @@ func (u ObjectUploader) PutFile(ctx context.Context, key, path, contentType stri
 	if err != nil {
 		return err
 	}
-	return u.Objects.Put(ctx, key, f, info.Size(), contentType)
+	return u.Objects.PutWithOptions(ctx, key, f, info.Size(),
+		objectstore.PutOptions{ContentType: contentType, Metadata: metadata})
 }

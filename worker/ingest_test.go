@@ -261,6 +261,12 @@ func (in *ingest) checkSegments(t *testing.T, g worker.Grant, want []wantSegment
 		if r.Size <= 0 || info.Size != r.Size {
 			t.Errorf("segment %d: reported %d bytes, S3 holds %d", i, r.Size, info.Size)
 		}
+		// The object carries its report, for the control plane's S3 event
+		// reconciler to find when the notification is lost.
+		if md, ok := worker.SegmentReportFromMetadata(r.Key, info.Size, info.Metadata); !ok ||
+			!md.Start.Equal(r.Start) || !md.End.Equal(r.End) || md.DurationMS != r.DurationMS || md.Codec != r.Codec {
+			t.Errorf("segment %d: metadata %v reads as %+v (ok %v), want the report %+v", i, info.Metadata, md, ok, r)
+		}
 		if codec, frames := probe(t, in.objects, r.Key); codec != "h264" || frames != w.frames {
 			t.Errorf("segment %d decodes as %q with %d frames, want h264 with %d", i, codec, frames, w.frames)
 		}

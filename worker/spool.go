@@ -16,9 +16,10 @@ import (
 	"github.com/opennvr/vms/apiclient"
 )
 
-// Uploader stores a spooled file in S3.
+// Uploader stores a spooled file in S3, with metadata as the object's
+// user metadata.
 type Uploader interface {
-	PutFile(ctx context.Context, key, path, contentType string) error
+	PutFile(ctx context.Context, key, path, contentType string, metadata map[string]string) error
 }
 
 // spooled is a segment waiting in the spool: the .mp4 beside a .json of
@@ -197,7 +198,7 @@ func (s *Spool) deliver(ctx context.Context, sp spooled) {
 		return true
 	}
 	for !sp.Uploaded {
-		err := s.Uploader.PutFile(ctx, sp.Report.Key, sp.base+".mp4", "video/mp4")
+		err := s.Uploader.PutFile(ctx, sp.Report.Key, sp.base+".mp4", "video/mp4", sp.Report.Metadata())
 		if err == nil {
 			sp.Uploaded = true
 			if err := sp.save(); err != nil {

@@ -195,7 +195,7 @@ func newCountingUploader(next worker.Uploader, failFirst int) *countingUploader 
 	return &countingUploader{next: next, failFirst: failFirst, attempts: make(map[string]int), uploads: make(map[string]int)}
 }
 
-func (u *countingUploader) PutFile(ctx context.Context, key, path, contentType string) error {
+func (u *countingUploader) PutFile(ctx context.Context, key, path, contentType string, metadata map[string]string) error {
 	u.mu.Lock()
 	u.attempts[key]++
 	fail := u.attempts[key] <= u.failFirst
@@ -203,7 +203,7 @@ func (u *countingUploader) PutFile(ctx context.Context, key, path, contentType s
 	if fail {
 		return errors.New("s3: connection refused")
 	}
-	if err := u.next.PutFile(ctx, key, path, contentType); err != nil {
+	if err := u.next.PutFile(ctx, key, path, contentType, metadata); err != nil {
 		return err
 	}
 	u.mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"github.com/opennvr/vms/agent"
 	"github.com/opennvr/vms/config"
 	"github.com/opennvr/vms/objectstore"
+	"github.com/opennvr/vms/reconcile"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows"
 )
@@ -115,7 +116,17 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 	cfg.APIURL = "http://" + hostPort(cfg.HTTPAddr)
 	cfg.NVRName = devNVR
 
+	// The embedded S3 server posts its bucket events to a loopback webhook,
+	// so segments whose notification was lost are recorded all the same. The
+	// webhook must listen before the server starts: it sends a test event.
+	var s3Events *reconcile.WebhookSource
 	if cfg.S3Endpoint == "" {
+		s3Events = reconcile.NewWebhookSource(0, slog.Default())
+		hookURL, err := s3Events.Listen("127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("S3 event webhook: %w", err)
+		}
+		defer s3Events.Close()
 		exe, err := os.Executable()
 		if err != nil {
 			return err
@@ -123,6 +134,7 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 		s3, err := objectstore.StartEmbedded(ctx, []string{exe, "objectstore"}, objectstore.ServerConfig{
 			Dir: filepath.Join(dataDir, "s3"), Addr: "127.0.0.1:9000", Region: cfg.S3Region,
 			AccessKey: secrets.S3AccessKey, SecretKey: secrets.S3SecretKey,
+			EventWebhookURL: hookURL,
 		})
 		if err != nil {
 			return fmt.Errorf("embedded S3: %w", err)
@@ -181,8 +193,17 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 	}
 
 	g, ctx := errgroup.WithContext(ctx)
+	if s3Events != nil {
+		rec := &reconcile.Reconciler{Store: st, Objects: objects, Recorder: acts,
+			Bucket: objects.Bucket(), Grace: reconcile.DefaultGrace}
+		g.Go(func() error { return rec.Run(ctx, s3Events) })
+	}
 	apiReady := make(chan struct{})
-	g.Go(func() error { return serveHTTP(ctx, "api", cfg.HTTPAddr, srv.Handler(), apiReady) })
+	g.Go(func() error {
+		err := serveHTTP(ctx, "api", cfg.HTTPAddr, srv.Handler(), apiReady)
+		srv.Close() // agent control connections outlive the HTTP server
+		return err
+	})
 	select {
 	case <-apiReady:
 	case <-ctx.Done():
@@ -192,6 +213,11 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 	ag := newAgent(cfg)
 	defer ag.Close()
 	g.Go(func() error { return serveHTTP(ctx, "agent", cfg.AgentAddr, agent.NewHandler(ag, slog.Default()), nil) })
+	agentControl, err := newAgentControl(cfg)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return ignoreCanceled(agentControl.Run(ctx)) })
 	if demo {
 		cam, err := startDemo(ctx, st, ag, cfg, secrets)
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/opennvr/vms/activities"
 	"github.com/opennvr/vms/config"
 	"github.com/opennvr/vms/objectstore"
+	"github.com/opennvr/vms/reconcile"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows"
 	"github.com/opennvr/vms/workflows/temporaltest"
@@ -147,16 +148,47 @@ func workflowWorkerCmd() *cobra.Command {
 				return err
 			}
 			defer tc.Close()
-			w, _ := newWorkflowWorker(tc, st, objects)
+			w, acts := newWorkflowWorker(tc, st, objects)
 			if err := w.Start(); err != nil {
 				return err
 			}
 			if err := workflows.EnsureRetentionSchedule(ctx, tc); err != nil {
 				return fmt.Errorf("retention schedule: %w", err)
 			}
+			stopReconcile, err := runSQSReconciler(ctx, st, objects, acts)
+			if err != nil {
+				return err
+			}
 			<-ctx.Done()
+			stopReconcile()
 			w.Stop()
 			return nil
 		},
 	}
+}
+
+// runSQSReconciler records segments whose notification was lost from the S3
+// ObjectCreated events in the SQS queue VMS_SQS_QUEUE_URL names (nothing
+// when it is unset). The returned function waits for it to stop once ctx
+// ends. Give the queue a delivery delay (e.g. 60 s) so the media worker's
+// own notification normally comes first and an event costs one lookup.
+func runSQSReconciler(ctx context.Context, st *store.Store, objects *objectstore.Client, acts *activities.Activities) (wait func(), err error) {
+	sqsCfg := reconcile.SQSConfigFromEnv()
+	if sqsCfg.QueueURL == "" {
+		return func() {}, nil
+	}
+	src, err := reconcile.NewSQSSource(ctx, sqsCfg)
+	if err != nil {
+		return nil, err
+	}
+	rec := &reconcile.Reconciler{Store: st, Objects: objects, Recorder: acts, Bucket: objects.Bucket(), Workers: 4}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := rec.Run(ctx, src); err != nil {
+			slog.Error("S3 event reconciler", "err", err)
+		}
+	}()
+	slog.Info("reconciling S3 events", "queue", sqsCfg.QueueURL)
+	return func() { <-done }, nil
 }
