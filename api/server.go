@@ -18,6 +18,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/opennvr/vms/control"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/streamtoken"
 	"github.com/opennvr/vms/workflows"
@@ -52,12 +53,22 @@ type Options struct {
 	SegmentLength time.Duration // target segment length (session liveness, timeline joins)
 	ClipGrace     time.Duration // how long past its end a clip waits for segments
 	TokenExpiry   time.Duration // stream token lifetime
+
+	// AgentOfflineAfter and AgentAckTimeout bound a PTZ command's delivery
+	// (zero: control.OfflineAfter and control.AckTimeout).
+	AgentOfflineAfter time.Duration
+	AgentAckTimeout   time.Duration
+	// AgentPingInterval is how often the API pings agents on their control
+	// channel (zero: control.PingInterval); an agent silent for three
+	// intervals is dropped.
+	AgentPingInterval time.Duration
 }
 
 // Server serves the REST API.
 type Server struct {
 	opts    Options
 	metrics *metrics
+	hub     *agentHub // this replica's agent control connections
 }
 
 // New builds a server.
@@ -80,8 +91,27 @@ func New(o Options) *Server {
 	if o.TokenExpiry == 0 {
 		o.TokenExpiry = 60 * time.Second
 	}
-	return &Server{opts: o, metrics: newMetrics()}
+	if o.AgentOfflineAfter == 0 {
+		o.AgentOfflineAfter = control.OfflineAfter
+	}
+	if o.AgentAckTimeout == 0 {
+		o.AgentAckTimeout = control.AckTimeout
+	}
+	if o.AgentPingInterval == 0 {
+		o.AgentPingInterval = control.PingInterval
+	}
+	s := &Server{opts: o, metrics: newMetrics()}
+	s.hub = newAgentHub(s)
+	return s
 }
+
+// Close drops the agents' control connections (they reconnect to another
+// replica) and waits for their Temporal workers to stop. Call it once the
+// HTTP server has stopped: hijacked WebSocket connections outlive it.
+func (s *Server) Close() { s.hub.close() }
+
+func (s *Server) pingInterval() time.Duration     { return s.opts.AgentPingInterval }
+func (s *Server) keepaliveTimeout() time.Duration { return 3 * s.opts.AgentPingInterval }
 
 // Handler returns the HTTP handler with every route.
 func (s *Server) Handler() http.Handler {
@@ -121,6 +151,7 @@ func (s *Server) Handler() http.Handler {
 	wf.POST("/channels/:id/snapshots", s.createSnapshot)
 	wf.POST("/snapshots/:id/complete", s.completeSnapshot)
 	wf.GET("/snapshots/:id", s.getSnapshot)
+	wf.POST("/cameras/:id/ptz", s.cameraPTZ)
 
 	internal := r.Group("/internal/v1", s.requireTemporal)
 	workers := internal.Group("", s.authWorker)
@@ -132,6 +163,7 @@ func (s *Server) Handler() http.Handler {
 	agents := internal.Group("/agent", s.authAgent)
 	agents.POST("/resolve", s.resolveStream)
 	agents.POST("/stream-tokens", s.agentStreamToken)
+	agents.GET("/control", s.agentControl)
 	return r
 }
 

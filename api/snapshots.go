@@ -49,6 +49,22 @@ func (s *Server) createSnapshot(c *gin.Context) {
 		invalid(c, `source must be "client" or "agent"`)
 		return
 	}
+	var cam *store.Camera
+	if req.Source == store.SnapshotAgent {
+		var err error
+		if cam, err = s.opts.Store.GetCamera(c, ch.AccountID, ch.CameraID); err != nil {
+			failErr(c, "camera", err)
+			return
+		}
+		switch {
+		case cam.SnapshotURL == "":
+			invalid(c, "the channel's camera has no snapshot_url for its agent to capture")
+			return
+		case cam.AgentID == nil:
+			invalid(c, "the channel's camera has no agent to capture it")
+			return
+		}
+	}
 	sn := &store.Snapshot{AccountID: ch.AccountID, ChannelID: ch.ID, Source: req.Source}
 	if err := s.opts.Store.CreateSnapshot(c, sn); err != nil {
 		failErr(c, "snapshot", err)
@@ -67,6 +83,7 @@ func (s *Server) createSnapshot(c *gin.Context) {
 		Key: sn.Key, URLExpiry: s.opts.PresignExpiry}
 	view := viewSnapshot(sn)
 	if sn.Source == store.SnapshotAgent {
+		in.AgentID, in.CameraID = cam.AgentID.String(), cam.ID.String()
 		if _, err := s.opts.Temporal.ExecuteWorkflow(c, start, workflows.SnapshotWorkflow, in); err != nil {
 			failErr(c, "snapshot workflow", err)
 			return

@@ -23,6 +23,7 @@ func RegisterWorkflows(w worker.WorkflowRegistry) {
 	w.RegisterWorkflow(ClipWorkflow)
 	w.RegisterWorkflow(StreamSessionWorkflow)
 	w.RegisterWorkflow(SnapshotWorkflow)
+	w.RegisterWorkflow(AgentCommandWorkflow)
 	w.RegisterWorkflow(RetentionWorkflow)
 	w.RegisterWorkflow(PurgeChannelWorkflow)
 }

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/opennvr/vms/activities"
+	"github.com/opennvr/vms/control"
 	"github.com/opennvr/vms/store"
 )
 
@@ -21,14 +22,25 @@ const (
 
 // Why a snapshot fails.
 const (
+	// An input naming no agent comes from an API that predates agent
+	// capture (or a workflow started before it): it fails as it always did.
 	reasonNoAgentCapture = "no agent capture yet"
+	reasonAgentOffline   = "agent offline"
 )
+
+// versionAgentSnapshot guards the agent path: before it, an agent snapshot
+// failed at once with reasonNoAgentCapture.
+const versionAgentSnapshot = "agent-snapshot"
 
 // SnapshotWorkflow takes one still image. Client source: the upload-url
 // update hands out a presigned PUT valid until the workflow's expiry; the
 // complete signal (or, failing it, the expiry) has the object checked:
 // a JPEG or PNG within the size bound is ready, anything else failed, and
-// no upload at all expired.
+// no upload at all expired. Agent source: a presigned PUT goes to the
+// camera's agent in a snapshot command; the agent fetches the camera's
+// snapshot URL and uploads it, and once it acknowledges the object is
+// checked the same way. An agent that is offline, silent or that could not
+// reach the camera fails the snapshot with the reason.
 func SnapshotWorkflow(ctx workflow.Context, in SnapshotInput) error {
 	w := &snapshotWorkflow{in: in, status: store.SnapshotPending}
 	if err := w.setup(ctx); err != nil {
@@ -84,9 +96,7 @@ func (w *snapshotWorkflow) uploadURL(ctx workflow.Context) (string, error) {
 func (w *snapshotWorkflow) run(ctx workflow.Context) error {
 	ctx = withActivities(ctx, 30*time.Second)
 	if w.in.Source != store.SnapshotClient {
-		// AGENT CAPTURE BRANCH: the agent path (a command on the agent's
-		// control channel, the agent PUTs to a presigned URL) replaces this.
-		return w.updateStatus(ctx, store.SnapshotFailed, activities.SnapshotCheck{}, reasonNoAgentCapture)
+		return w.runAgent(ctx)
 	}
 	completed := false
 	sel := workflow.NewSelector(ctx)
@@ -116,6 +126,44 @@ func (w *snapshotWorkflow) run(ctx workflow.Context) error {
 	default:
 		return w.updateStatus(ctx, store.SnapshotFailed, check, check.Reason)
 	}
+}
+
+// runAgent has the camera's agent capture the snapshot.
+func (w *snapshotWorkflow) runAgent(ctx workflow.Context) error {
+	v := workflow.GetVersion(ctx, versionAgentSnapshot, workflow.DefaultVersion, 1)
+	if v == workflow.DefaultVersion || w.in.AgentID == "" {
+		return w.updateStatus(ctx, store.SnapshotFailed, activities.SnapshotCheck{}, reasonNoAgentCapture)
+	}
+	var uploadURL string
+	err := workflow.ExecuteActivity(ctx, acts.PresignSnapshotPut, activities.PresignPutInput{
+		Key: w.in.Key, Expiry: w.urlExpiry(),
+	}).Get(ctx, &uploadURL)
+	if err != nil {
+		return err
+	}
+	ack, err := sendAgentCommand(ctx, w.in.AgentID, control.Command{
+		V: control.Version, ID: w.in.SnapshotID, Type: control.TypeSnapshot,
+		CameraID: w.in.CameraID, UploadURL: uploadURL,
+	}, 0, 0)
+	switch {
+	case activities.HasErrorType(err, control.ErrOffline):
+		return w.updateStatus(ctx, store.SnapshotFailed, activities.SnapshotCheck{}, reasonAgentOffline)
+	case err != nil:
+		return w.updateStatus(ctx, store.SnapshotFailed, activities.SnapshotCheck{}, applicationMessage(err))
+	case !ack.OK:
+		return w.updateStatus(ctx, store.SnapshotFailed, activities.SnapshotCheck{}, ack.Error)
+	}
+	var check activities.SnapshotCheck
+	if err := workflow.ExecuteActivity(ctx, acts.VerifySnapshot, w.in.SnapshotID).Get(ctx, &check); err != nil {
+		if activities.HasErrorType(err, activities.ErrSnapshotDeleted) {
+			return nil
+		}
+		return err
+	}
+	if check.OK {
+		return w.updateStatus(ctx, store.SnapshotReady, check, "")
+	}
+	return w.updateStatus(ctx, store.SnapshotFailed, check, check.Reason)
 }
 
 // updateStatus is the one place a snapshot's status changes: the row, the

@@ -40,7 +40,9 @@ func apiCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return serveHTTP(ctx, "api", cfg.HTTPAddr, srv.Handler(), nil)
+			err = serveHTTP(ctx, "api", cfg.HTTPAddr, srv.Handler(), nil)
+			srv.Close() // agent control connections outlive the HTTP server
+			return err
 		},
 	}
 }

@@ -90,6 +90,16 @@ func newAgent(cfg config.Config) *agent.Manager {
 	return agent.NewManager(agent.ManagerConfig{Resolver: cp, Tokens: cp})
 }
 
+// newAgentControl builds the local agent's control channel to the API
+// (PTZ and snapshot commands).
+func newAgentControl(cfg config.Config) (*agent.ControlClient, error) {
+	u, err := agent.ControlURL(cfg.APIURL)
+	if err != nil {
+		return nil, fmt.Errorf("VMS_API_URL: %w", err)
+	}
+	return &agent.ControlClient{URL: u, Key: cfg.AgentKey, Commands: &agent.Executor{}}, nil
+}
+
 func agentCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "agent",
@@ -104,7 +114,14 @@ func agentCmd() *cobra.Command {
 			}
 			m := newAgent(cfg)
 			defer m.Close()
-			return serveHTTP(cmd.Context(), "agent", cfg.AgentAddr, agent.NewHandler(m, slog.Default()), nil)
+			agentControl, err := newAgentControl(cfg)
+			if err != nil {
+				return err
+			}
+			g, ctx := errgroup.WithContext(cmd.Context())
+			g.Go(func() error { return ignoreCanceled(agentControl.Run(ctx)) })
+			g.Go(func() error { return serveHTTP(ctx, "agent", cfg.AgentAddr, agent.NewHandler(m, slog.Default()), nil) })
+			return g.Wait()
 		},
 	}
 }

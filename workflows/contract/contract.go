@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/opennvr/vms/control"
 )
 
 // TaskQueue is the one task queue every workflow worker polls.
@@ -135,6 +137,12 @@ type SnapshotInput struct {
 	// URLExpiry is the presigned PUT's lifetime; a client that has not
 	// uploaded by then finds its snapshot expired (zero: 15 minutes).
 	URLExpiry time.Duration
+
+	// Source agent: the camera's agent captures it. The camera's snapshot
+	// URL and credentials are read when the command is sent to the agent,
+	// so they never enter the workflow's history.
+	AgentID  string
+	CameraID string
 }
 
 // Retention: one Temporal Schedule runs RetentionWorkflow; deleting a
@@ -151,4 +159,18 @@ type RetentionInput struct {
 	// AfterChannel resumes a sweep continued as new.
 	AfterChannel string
 	Deleted      int
+}
+
+// AgentCommandWorkflowID names the workflow that delivers one agent command.
+func AgentCommandWorkflowID(commandID string) string { return "agent-command-" + commandID }
+
+// AgentCommandInput starts an AgentCommandWorkflow: deliver Command to the
+// agent and return its ack.
+type AgentCommandInput struct {
+	AgentID string
+	Command control.Command
+	// OfflineAfter and AckTimeout bound the delivery (zero:
+	// control.OfflineAfter and control.AckTimeout).
+	OfflineAfter time.Duration
+	AckTimeout   time.Duration
 }

@@ -1,0 +1,273 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/opennvr/vms/control"
+)
+
+// Commander carries out one control command (Executor is the real one).
+// The error, if any, goes back to the API as the ack's reason: it must not
+// hold credentials.
+type Commander interface {
+	Execute(ctx context.Context, cmd control.Command) error
+}
+
+// ControlClient keeps the agent's control channel open: a WebSocket to the
+// API's control.Path authenticated with the agent key, over which the API
+// sends commands (PTZ, snapshot capture) and the agent answers each with an
+// ack. It reconnects with capped exponential backoff and jitter for as long
+// as Run's context lives.
+//
+// A message that is not a valid command is answered with an error ack when
+// it carries an id, and dropped otherwise; a command that panics is answered
+// with an error ack. Nothing the API sends can stop the agent.
+//
+// The fields must be set before Run and not changed afterwards.
+type ControlClient struct {
+	// URL is the control channel's WebSocket URL (see ControlURL).
+	URL string
+	// Key is the agent key.
+	Key      string
+	Commands Commander
+	// Logger receives the channel's records; nil means slog.Default().
+	Logger *slog.Logger
+	// Dialer dials the API; nil means a dialer with a 10 s handshake timeout.
+	Dialer *websocket.Dialer
+
+	MinBackoff   time.Duration // default DefaultMinBackoff
+	MaxBackoff   time.Duration // default DefaultMaxBackoff
+	PingInterval time.Duration // default control.PingInterval; silence for 3× drops the connection
+	// CommandTimeout bounds one command's work (default control.ExecTimeout).
+	CommandTimeout time.Duration
+	// MaxInFlight bounds the commands running at once (default 8); more
+	// are answered "busy".
+	MaxInFlight int
+}
+
+// ControlURL is the control channel's WebSocket URL for the API's base URL
+// (http://host:port → ws://host:port/internal/v1/agent/control).
+func ControlURL(apiBase string) (string, error) {
+	u, err := url.Parse(strings.TrimRight(apiBase, "/"))
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("API URL %q is not an absolute URL", apiBase)
+	}
+	switch u.Scheme {
+	case "http", "ws":
+		u.Scheme = "ws"
+	case "https", "wss":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("API URL %q: scheme must be http or https", apiBase)
+	}
+	u.Path += control.Path
+	return u.String(), nil
+}
+
+// Run keeps the control channel up until ctx ends, then returns ctx.Err().
+func (c *ControlClient) Run(ctx context.Context) error {
+	log := c.logger()
+	b := backoff{min: orDefault(c.MinBackoff, DefaultMinBackoff), max: orDefault(c.MaxBackoff, DefaultMaxBackoff)}
+	for {
+		start := time.Now()
+		err := c.session(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Since(start) > healthyAfter {
+			b.reset()
+		}
+		d := b.next()
+		log.Warn("agent control channel down, reconnecting", "err", err, "in", d.Round(time.Millisecond))
+		if !sleepCtx(ctx, d) {
+			return ctx.Err()
+		}
+	}
+}
+
+func (c *ControlClient) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.Default()
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// session runs one connection until it fails or ctx ends.
+func (c *ControlClient) session(ctx context.Context) error {
+	dialer := c.Dialer
+	if dialer == nil {
+		dialer = &websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment}
+	}
+	header := http.Header{"Authorization": {"Bearer " + c.Key}}
+	conn, resp, err := dialer.DialContext(ctx, c.URL, header)
+	if err != nil {
+		if resp != nil {
+			return fmt.Errorf("dial control channel: HTTP %d", resp.StatusCode)
+		}
+		return fmt.Errorf("dial control channel: %w", err)
+	}
+	c.logger().Info("agent control channel connected")
+
+	s := &controlSession{c: c, conn: conn, log: c.logger(), slots: make(chan struct{}, orDefault(c.MaxInFlight, 8))}
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		conn.Close()
+		s.wg.Wait()
+	}()
+	// Closing the connection is what ends the blocking read on shutdown.
+	s.wg.Go(func() { <-ctx.Done(); conn.Close() })
+	s.wg.Go(func() { s.keepalive(ctx) })
+	return s.read(ctx)
+}
+
+// controlSession is one connection of a ControlClient.
+type controlSession struct {
+	c     *ControlClient
+	conn  *websocket.Conn
+	log   *slog.Logger
+	slots chan struct{} // commands in flight
+
+	writeMu sync.Mutex
+	wg      sync.WaitGroup // running commands, the pinger and the closer
+}
+
+func (s *controlSession) interval() time.Duration {
+	return orDefault(s.c.PingInterval, control.PingInterval)
+}
+
+func (s *controlSession) read(ctx context.Context) error {
+	extend := func() { _ = s.conn.SetReadDeadline(time.Now().Add(3 * s.interval())) }
+	extend()
+	s.conn.SetReadLimit(1 << 20)
+	s.conn.SetPongHandler(func(string) error { extend(); return nil })
+	s.conn.SetPingHandler(func(data string) error {
+		extend()
+		err := s.writeControl(websocket.PongMessage, []byte(data))
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil
+		}
+		return err
+	})
+	for {
+		typ, data, err := s.conn.ReadMessage()
+		if err != nil {
+			return err
+		}
+		extend()
+		if typ != websocket.TextMessage {
+			s.log.Warn("agent control: dropped a binary message")
+			continue
+		}
+		s.handle(ctx, data)
+	}
+}
+
+// handle answers one message: an invalid command at once, a valid one from
+// its own goroutine so that slow cameras never stall the channel.
+func (s *controlSession) handle(ctx context.Context, data []byte) {
+	var cmd control.Command
+	if err := json.Unmarshal(data, &cmd); err != nil {
+		// The message may still carry an id to answer to.
+		var probe struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(data, &probe) == nil && probe.ID != "" {
+			s.ack(control.Failed(probe.ID, errors.New("malformed command")))
+			return
+		}
+		s.log.Warn("agent control: dropped a malformed message without an id")
+		return
+	}
+	if cmd.ID == "" {
+		s.log.Warn("agent control: dropped a command without an id", "type", cmd.Type)
+		return
+	}
+	if err := cmd.Validate(); err != nil {
+		s.ack(control.Failed(cmd.ID, err))
+		return
+	}
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		s.ack(control.Failed(cmd.ID, errors.New("agent busy: too many commands in flight")))
+		return
+	}
+	s.wg.Go(func() {
+		defer func() { <-s.slots }()
+		s.ack(s.execute(ctx, cmd))
+	})
+}
+
+// execute runs one command and makes its ack; a panic becomes an error ack.
+func (s *controlSession) execute(ctx context.Context, cmd control.Command) (ack control.Ack) {
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("agent control: command panicked", "command", cmd, "panic", p)
+			ack = control.Failed(cmd.ID, errors.New("internal error in the agent"))
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, orDefault(s.c.CommandTimeout, control.ExecTimeout))
+	defer cancel()
+	if err := s.c.Commands.Execute(ctx, cmd); err != nil {
+		s.log.Warn("agent control: command failed", "command", cmd, "err", err, "ms", time.Since(start).Milliseconds())
+		return control.Failed(cmd.ID, err)
+	}
+	s.log.Info("agent control: command done", "command", cmd, "ms", time.Since(start).Milliseconds())
+	return control.Done(cmd.ID)
+}
+
+func (s *controlSession) ack(a control.Ack) {
+	msg, _ := json.Marshal(a)
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := s.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+		// The read loop sees the broken connection and reconnects; the API
+		// reports the command unanswered.
+		s.log.Warn("agent control: could not send an ack", "id", a.ID, "err", err)
+	}
+}
+
+func (s *controlSession) writeControl(typ int, data []byte) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.conn.WriteControl(typ, data, time.Now().Add(writeTimeout))
+}
+
+// keepalive pings the API until ctx ends.
+func (s *controlSession) keepalive(ctx context.Context) {
+	t := time.NewTicker(s.interval())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.writeControl(websocket.PingMessage, nil); err != nil {
+				s.conn.Close()
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,335 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/opennvr/vms/control"
+	"github.com/opennvr/vms/store"
+)
+
+// agentHub holds this replica's agent control connections. Each connection
+// runs a Temporal worker on the agent's task queue whose one activity
+// writes a command to the connection and waits for the agent's ack: any
+// replica, or a workflow, reaches the agent by executing that activity
+// (see package control and docs/architecture.md).
+type agentHub struct {
+	s        *Server
+	upgrader websocket.Upgrader
+
+	ctx    context.Context // ends when the server closes
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // one per connection handler
+
+	mu    sync.Mutex
+	conns map[uuid.UUID]*agentConn // the latest connection of each agent
+}
+
+func newAgentHub(s *Server) *agentHub {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &agentHub{s: s, ctx: ctx, cancel: cancel, conns: map[uuid.UUID]*agentConn{},
+		upgrader: websocket.Upgrader{HandshakeTimeout: 10 * time.Second}}
+}
+
+// close drops every agent connection (their agents reconnect to another
+// replica) and waits until their workers have stopped.
+func (h *agentHub) close() {
+	h.cancel()
+	h.mu.Lock()
+	for _, ac := range h.conns {
+		ac.close()
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// agentControl upgrades an authenticated agent to its control channel and
+// serves it until it drops.
+func (s *Server) agentControl(c *gin.Context) {
+	h := s.hub
+	ag := c.MustGet(agentKey).(*store.Agent)
+	if h.ctx.Err() != nil {
+		fail(c, http.StatusServiceUnavailable, "shutting_down", "this API replica is shutting down")
+		return
+	}
+	ws, err := h.upgrader.Upgrade(c.Writer, c.Request, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	ac := &agentConn{hub: h, agent: ag, ws: ws, pending: map[string]chan control.Ack{}, done: make(chan struct{})}
+	if !h.add(ac) {
+		ac.closeWith(websocket.CloseTryAgainLater, "shutting down")
+		return
+	}
+	defer h.wg.Done()
+	defer h.remove(ac)
+	defer ac.close()
+
+	log := slog.With("agent", ag.ID.String())
+	if err := s.opts.Store.TouchAgent(h.ctx, ag.ID); err != nil {
+		log.Warn("agent control: could not record last seen", "err", err)
+	}
+	w := worker.New(s.opts.Temporal, control.TaskQueue(ag.ID.String()), worker.Options{
+		// One agent's commands are few: one poller, a handful in flight.
+		// Every connected agent costs one long poll on the Temporal frontend.
+		MaxConcurrentActivityTaskPollers:   1,
+		MaxConcurrentActivityExecutionSize: 8,
+		DisableWorkflowWorker:              true,
+		Identity:                           agentWorkerIdentity(ag.ID),
+	})
+	w.RegisterActivityWithOptions(ac.deliver, activity.RegisterOptions{Name: control.ActivityName})
+	if err := w.Start(); err != nil {
+		log.Error("agent control: cannot serve the agent's task queue", "err", err)
+		ac.closeWith(websocket.CloseTryAgainLater, "control channel unavailable")
+		return
+	}
+	// Stopped once the connection is closed (below), so deliveries still in
+	// flight end at once and the stop does not wait for them.
+	defer w.Stop()
+	log.Info("agent control: connected")
+	var pinger sync.WaitGroup
+	pinger.Go(func() { ac.keepalive(s.pingInterval()) })
+	err = ac.readLoop()
+	ac.close()
+	pinger.Wait()
+	log.Info("agent control: disconnected", "err", err)
+}
+
+// add registers ac as its agent's connection, replacing (and closing) an
+// older one, unless the hub is closing.
+func (h *agentHub) add(ac *agentConn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ctx.Err() != nil {
+		return false
+	}
+	h.wg.Add(1)
+	if old := h.conns[ac.agent.ID]; old != nil {
+		old.close() // a reconnect before this replica noticed the old one die
+	}
+	h.conns[ac.agent.ID] = ac
+	return true
+}
+
+func (h *agentHub) remove(ac *agentConn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conns[ac.agent.ID] == ac {
+		delete(h.conns, ac.agent.ID)
+	}
+}
+
+// current is the agent's live connection on this replica, if any.
+func (h *agentHub) current(agentID uuid.UUID) *agentConn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.conns[agentID]
+}
+
+func agentWorkerIdentity(agentID uuid.UUID) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("api@%s/agent-%s", host, agentID)
+}
+
+// agentConn is one agent's WebSocket on this replica.
+type agentConn struct {
+	hub   *agentHub
+	agent *store.Agent
+	ws    *websocket.Conn
+
+	writeMu sync.Mutex
+
+	mu      sync.Mutex
+	pending map[string]chan control.Ack // command id → waiting delivery
+	closed  bool
+	done    chan struct{} // closed with the connection
+}
+
+func (ac *agentConn) close() { ac.closeWith(websocket.CloseGoingAway, "") }
+
+func (ac *agentConn) closeWith(code int, reason string) {
+	ac.mu.Lock()
+	if ac.closed {
+		ac.mu.Unlock()
+		return
+	}
+	ac.closed = true
+	close(ac.done)
+	ac.mu.Unlock()
+	ac.writeMu.Lock()
+	_ = ac.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	ac.writeMu.Unlock()
+	ac.ws.Close()
+}
+
+// readLoop reads acks until the connection fails. Anything else the agent
+// sends is logged and dropped: the agent cannot make the API do anything
+// over this channel.
+func (ac *agentConn) readLoop() error {
+	extend := func() { _ = ac.ws.SetReadDeadline(time.Now().Add(ac.hub.s.keepaliveTimeout())) }
+	extend()
+	ac.ws.SetReadLimit(64 << 10)
+	ac.ws.SetPongHandler(func(string) error { extend(); return nil })
+	ac.ws.SetPingHandler(func(data string) error {
+		extend()
+		ac.writeMu.Lock()
+		defer ac.writeMu.Unlock()
+		err := ac.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(5*time.Second))
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil
+		}
+		return err
+	})
+	for {
+		_, data, err := ac.ws.ReadMessage()
+		if err != nil {
+			return err
+		}
+		extend()
+		var ack control.Ack
+		if err := json.Unmarshal(data, &ack); err != nil || ack.ID == "" {
+			slog.Warn("agent control: dropped a message that is not an ack", "agent", ac.agent.ID.String())
+			continue
+		}
+		ac.mu.Lock()
+		ch := ac.pending[ack.ID]
+		delete(ac.pending, ack.ID)
+		ac.mu.Unlock()
+		if ch != nil {
+			ch <- ack // buffered: never blocks
+		}
+	}
+}
+
+// keepalive pings the agent until the connection closes.
+func (ac *agentConn) keepalive(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ac.done:
+			return
+		case <-t.C:
+			ac.writeMu.Lock()
+			err := ac.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second))
+			ac.writeMu.Unlock()
+			if err != nil {
+				ac.close()
+				return
+			}
+		}
+	}
+}
+
+// deliver is the AgentCommand activity of this agent's task queue: it adds
+// the camera's address and credentials to the command, writes it to the
+// agent and waits for the ack (bounded by the activity's start-to-close
+// timeout). An ack with ok:false is a result, not an error: the agent did
+// answer.
+func (ac *agentConn) deliver(ctx context.Context, cmd control.Command) (control.Ack, error) {
+	if err := cmd.Validate(); err != nil {
+		return control.Ack{}, temporal.NewNonRetryableApplicationError(err.Error(), control.ErrBadCommand, nil)
+	}
+	wire, err := ac.withCamera(ctx, cmd)
+	if err != nil {
+		return control.Ack{}, err
+	}
+	msg, err := json.Marshal(wire)
+	if err != nil {
+		return control.Ack{}, temporal.NewNonRetryableApplicationError("encode command", control.ErrBadCommand, err)
+	}
+
+	answer := make(chan control.Ack, 1)
+	ac.mu.Lock()
+	if ac.closed {
+		ac.mu.Unlock()
+		// This worker is stopping; the agent may already be back on this
+		// replica through a new connection.
+		if cur := ac.hub.current(ac.agent.ID); cur != nil && cur != ac {
+			return cur.deliver(ctx, cmd)
+		}
+		return control.Ack{}, temporal.NewNonRetryableApplicationError("the agent disconnected", control.ErrOffline, nil)
+	}
+	ac.pending[cmd.ID] = answer
+	ac.mu.Unlock()
+	defer func() {
+		ac.mu.Lock()
+		delete(ac.pending, cmd.ID)
+		ac.mu.Unlock()
+	}()
+
+	ac.writeMu.Lock()
+	_ = ac.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	err = ac.ws.WriteMessage(websocket.TextMessage, msg)
+	ac.writeMu.Unlock()
+	if err != nil {
+		ac.close()
+		return control.Ack{}, temporal.NewNonRetryableApplicationError("the agent disconnected before the command was sent", control.ErrOffline, nil)
+	}
+	slog.Debug("agent control: command sent", "agent", ac.agent.ID.String(), "command", cmd)
+	select {
+	case ack := <-answer:
+		return ack, nil
+	case <-ac.done:
+		return control.Ack{}, temporal.NewNonRetryableApplicationError("the agent disconnected before acknowledging", control.ErrTimeout, nil)
+	case <-ctx.Done():
+		return control.Ack{}, ctx.Err()
+	}
+}
+
+// withCamera returns cmd with Camera filled from the database: what the
+// agent needs to reach the camera, credentials included. Only a camera of
+// this agent is ever sent to it.
+func (ac *agentConn) withCamera(ctx context.Context, cmd control.Command) (control.Command, error) {
+	id, err := uuid.Parse(cmd.CameraID)
+	if err != nil {
+		return cmd, temporal.NewNonRetryableApplicationError("camera_id is not a UUID", control.ErrBadCommand, nil)
+	}
+	cam, err := ac.hub.s.opts.Store.GetCamera(ctx, ac.agent.AccountID, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (cam.AgentID == nil || *cam.AgentID != ac.agent.ID)) {
+		return cmd, temporal.NewNonRetryableApplicationError("the camera is not assigned to this agent", control.ErrBadCommand, nil)
+	}
+	if err != nil {
+		return cmd, fmt.Errorf("read camera: %w", err)
+	}
+	access := &control.Camera{Username: cam.Username, Password: cam.Password}
+	switch cmd.Type {
+	case control.TypePTZ:
+		access.ONVIF = net.JoinHostPort(cam.Host, strconv.Itoa(cam.Port))
+	case control.TypeSnapshot:
+		if cam.SnapshotURL == "" {
+			return cmd, temporal.NewNonRetryableApplicationError("the camera has no snapshot_url", control.ErrBadCommand, nil)
+		}
+		access.SnapshotURL = withCredentials(cam.SnapshotURL, cam.Username, cam.Password)
+	}
+	cmd.Camera = access
+	return cmd, nil
+}
+
+// withCredentials puts the camera's user name and password into raw unless
+// it carries credentials of its own.
+func withCredentials(raw, username, password string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || username == "" {
+		return raw
+	}
+	u.User = url.UserPassword(username, password)
+	return u.String()
+}
