@@ -29,7 +29,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		fail(c, http.StatusUnauthorized, "unauthorized", "missing Authorization: Bearer <api key>")
 		return
 	}
-	acct, err := s.opts.Store.AccountByAPIKey(c, key)
+	acct, err := s.opts.Store.AccountByAPIKey(c.Request.Context(), key)
 	if errors.Is(err, store.ErrNotFound) {
 		fail(c, http.StatusUnauthorized, "unauthorized", "invalid API key")
 		return

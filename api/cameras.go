@@ -162,7 +162,7 @@ func (r *cameraRequest) apply(cam *store.Camera, creating bool) string {
 // resolveAgent sets the camera's agent: the one named, or the account's
 // only agent when none is named.
 func (s *Server) resolveAgent(c *gin.Context, cam *store.Camera, agentID *string) bool {
-	agents, err := s.opts.Store.ListAgents(c, cam.AccountID)
+	agents, err := s.opts.Store.ListAgents(c.Request.Context(), cam.AccountID)
 	if err != nil {
 		failErr(c, "agents", err)
 		return false
@@ -204,7 +204,7 @@ func (s *Server) createCamera(c *gin.Context) {
 	if !s.resolveAgent(c, cam, req.AgentID) {
 		return
 	}
-	if err := s.opts.Store.CreateCamera(c, cam); err != nil {
+	if err := s.opts.Store.CreateCamera(c.Request.Context(), cam); err != nil {
 		failErr(c, "camera", err)
 		return
 	}
@@ -216,7 +216,7 @@ func (s *Server) getCamera(c *gin.Context) {
 	if !ok {
 		return
 	}
-	cam, err := s.opts.Store.GetCamera(c, account(c).ID, id)
+	cam, err := s.opts.Store.GetCamera(c.Request.Context(), account(c).ID, id)
 	if err != nil {
 		failErr(c, "camera", err)
 		return
@@ -229,7 +229,7 @@ func (s *Server) listCameras(c *gin.Context) {
 	if !ok {
 		return
 	}
-	cams, next, err := s.opts.Store.ListCameras(c, account(c).ID, page)
+	cams, next, err := s.opts.Store.ListCameras(c.Request.Context(), account(c).ID, page)
 	if err != nil {
 		failErr(c, "cameras", err)
 		return
@@ -250,7 +250,7 @@ func (s *Server) updateCamera(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
-	cam, err := s.opts.Store.GetCamera(c, account(c).ID, id)
+	cam, err := s.opts.Store.GetCamera(c.Request.Context(), account(c).ID, id)
 	if err != nil {
 		failErr(c, "camera", err)
 		return
@@ -262,7 +262,7 @@ func (s *Server) updateCamera(c *gin.Context) {
 	if !s.resolveAgent(c, cam, req.AgentID) {
 		return
 	}
-	if err := s.opts.Store.UpdateCamera(c, cam); err != nil {
+	if err := s.opts.Store.UpdateCamera(c.Request.Context(), cam); err != nil {
 		failErr(c, "camera", err)
 		return
 	}
@@ -274,7 +274,7 @@ func (s *Server) deleteCamera(c *gin.Context) {
 	if !ok {
 		return
 	}
-	err := s.opts.Store.DeleteCamera(c, account(c).ID, id)
+	err := s.opts.Store.DeleteCamera(c.Request.Context(), account(c).ID, id)
 	if err == store.ErrConflict {
 		fail(c, http.StatusConflict, "camera_has_channels", "delete the camera's channels first")
 		return

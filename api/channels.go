@@ -121,11 +121,11 @@ func (s *Server) createChannel(c *gin.Context) {
 			return
 		}
 	}
-	if _, err := s.opts.Store.GetCamera(c, ch.AccountID, camID); err != nil {
+	if _, err := s.opts.Store.GetCamera(c.Request.Context(), ch.AccountID, camID); err != nil {
 		failErr(c, "camera", err)
 		return
 	}
-	err = s.opts.Store.CreateChannel(c, ch)
+	err = s.opts.Store.CreateChannel(c.Request.Context(), ch)
 	if errors.Is(err, store.ErrNotFound) {
 		invalid(c, "nvr_id names no NVR instance")
 		return
@@ -143,7 +143,7 @@ func (s *Server) channel(c *gin.Context) (*store.Channel, bool) {
 	if !ok {
 		return nil, false
 	}
-	ch, err := s.opts.Store.GetChannel(c, account(c).ID, id)
+	ch, err := s.opts.Store.GetChannel(c.Request.Context(), account(c).ID, id)
 	if err != nil {
 		failErr(c, "channel", err)
 		return nil, false
@@ -162,7 +162,7 @@ func (s *Server) listChannels(c *gin.Context) {
 	if !ok {
 		return
 	}
-	chs, next, err := s.opts.Store.ListChannels(c, account(c).ID, page)
+	chs, next, err := s.opts.Store.ListChannels(c.Request.Context(), account(c).ID, page)
 	if err != nil {
 		failErr(c, "channels", err)
 		return
@@ -179,13 +179,13 @@ func (s *Server) deleteChannel(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := s.opts.Store.DeleteChannel(c, account(c).ID, id); err != nil {
+	if err := s.opts.Store.DeleteChannel(c.Request.Context(), account(c).ID, id); err != nil {
 		failErr(c, "channel", err)
 		return
 	}
 	// The rows went with the channel; its objects go in the background.
 	if s.opts.Temporal != nil {
-		_, err := s.opts.Temporal.ExecuteWorkflow(c, client.StartWorkflowOptions{
+		_, err := s.opts.Temporal.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
 			ID: workflows.PurgeChannelWorkflowID(id.String()), TaskQueue: s.opts.TaskQueue,
 		}, workflows.PurgeChannelWorkflow, id.String())
 		if err != nil {
@@ -218,14 +218,14 @@ func (s *Server) listRecordings(c *gin.Context) {
 	if !ok {
 		return
 	}
-	recs, next, err := s.opts.Store.ListRecordings(c, ch.ID, from, to, page)
+	recs, next, err := s.opts.Store.ListRecordings(c.Request.Context(), ch.ID, from, to, page)
 	if err != nil {
 		failErr(c, "recordings", err)
 		return
 	}
 	items := make([]recordingView, len(recs))
 	for i, r := range recs {
-		u, err := s.opts.Objects.PresignGet(c, r.Key, s.opts.PresignExpiry)
+		u, err := s.opts.Objects.PresignGet(c.Request.Context(), r.Key, s.opts.PresignExpiry)
 		if err != nil {
 			failErr(c, "recording URL", err)
 			return
@@ -244,7 +244,7 @@ func (s *Server) timeline(c *gin.Context) {
 	if !ok {
 		return
 	}
-	spans, gaps, err := s.opts.Store.Timeline(c, ch.ID, from, to, s.opts.SegmentLength/10)
+	spans, gaps, err := s.opts.Store.Timeline(c.Request.Context(), ch.ID, from, to, s.opts.SegmentLength/10)
 	if err != nil {
 		failErr(c, "timeline", err)
 		return
@@ -285,7 +285,7 @@ func (s *Server) createNVR(c *gin.Context) {
 		}
 		n.Capacity = *req.Capacity
 	}
-	if err := s.opts.Store.UpsertNVR(c, n); err != nil {
+	if err := s.opts.Store.UpsertNVR(c.Request.Context(), n); err != nil {
 		failErr(c, "nvr", err)
 		return
 	}
@@ -293,7 +293,7 @@ func (s *Server) createNVR(c *gin.Context) {
 }
 
 func (s *Server) listNVRs(c *gin.Context) {
-	nvrs, err := s.opts.Store.ListNVRs(c)
+	nvrs, err := s.opts.Store.ListNVRs(c.Request.Context())
 	if err != nil {
 		failErr(c, "nvrs", err)
 		return

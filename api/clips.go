@@ -74,11 +74,11 @@ func (s *Server) createClip(c *gin.Context) {
 		return
 	}
 	clip := &store.Clip{AccountID: ch.AccountID, ChannelID: ch.ID, Start: *req.Start, End: *req.End}
-	if err := s.opts.Store.CreateClip(c, clip); err != nil {
+	if err := s.opts.Store.CreateClip(c.Request.Context(), clip); err != nil {
 		failErr(c, "clip", err)
 		return
 	}
-	_, err := s.opts.Temporal.ExecuteWorkflow(c, client.StartWorkflowOptions{
+	_, err := s.opts.Temporal.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
 		ID:        workflows.ClipWorkflowID(clip.ID.String()),
 		TaskQueue: s.opts.TaskQueue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
@@ -92,7 +92,7 @@ func (s *Server) createClip(c *gin.Context) {
 	if err != nil {
 		// The row is useless without its workflow: mark it so the client
 		// sees why, rather than a clip in progress forever.
-		_ = s.opts.Store.UpdateClip(c, clip.ID, store.ClipUpdate{Status: store.ClipFailed, Error: "could not start the clip job"})
+		_ = s.opts.Store.UpdateClip(c.Request.Context(), clip.ID, store.ClipUpdate{Status: store.ClipFailed, Error: "could not start the clip job"})
 		failErr(c, "clip workflow", err)
 		return
 	}
@@ -105,7 +105,7 @@ func (s *Server) getClip(c *gin.Context) {
 	if !ok {
 		return
 	}
-	clip, err := s.opts.Store.GetClip(c, account(c).ID, id)
+	clip, err := s.opts.Store.GetClip(c.Request.Context(), account(c).ID, id)
 	if err != nil {
 		failErr(c, "clip", err)
 		return
@@ -114,7 +114,7 @@ func (s *Server) getClip(c *gin.Context) {
 		Progress: clip.Progress, Error: clip.Error, CreatedAt: clip.CreatedAt, UpdatedAt: clip.UpdatedAt}
 	if clip.Status == store.ClipInProgress {
 		// The workflow knows the progress before the row does.
-		if v, err := s.opts.Temporal.QueryWorkflow(c, workflows.ClipWorkflowID(clip.ID.String()), "", workflows.QueryProgress); err == nil {
+		if v, err := s.opts.Temporal.QueryWorkflow(c.Request.Context(), workflows.ClipWorkflowID(clip.ID.String()), "", workflows.QueryProgress); err == nil {
 			var p workflows.ClipProgress
 			if v.Get(&p) == nil && p.RequestedSeconds > 0 {
 				view.Progress = p.CoveredSeconds / p.RequestedSeconds
@@ -123,14 +123,14 @@ func (s *Server) getClip(c *gin.Context) {
 			s.logWarn(c, "clip progress query failed", err)
 		}
 	}
-	recs, err := s.opts.Store.ClipRecordings(c, clip.ID)
+	recs, err := s.opts.Store.ClipRecordings(c.Request.Context(), clip.ID)
 	if err != nil {
 		failErr(c, "clip segments", err)
 		return
 	}
 	view.Segments = make([]clipSegmentView, len(recs))
 	for i, r := range recs {
-		u, err := s.opts.Objects.PresignGet(c, r.Key, s.opts.PresignExpiry)
+		u, err := s.opts.Objects.PresignGet(c.Request.Context(), r.Key, s.opts.PresignExpiry)
 		if err != nil {
 			failErr(c, "segment URL", err)
 			return
@@ -138,7 +138,7 @@ func (s *Server) getClip(c *gin.Context) {
 		view.Segments[i] = clipSegmentView{ID: r.ID, Start: r.Start, End: r.End, URL: u}
 	}
 	if clip.Status == store.ClipFinished && clip.ObjectKey != "" {
-		if view.URL, err = s.opts.Objects.PresignGet(c, clip.ObjectKey, s.opts.PresignExpiry); err != nil {
+		if view.URL, err = s.opts.Objects.PresignGet(c.Request.Context(), clip.ObjectKey, s.opts.PresignExpiry); err != nil {
 			failErr(c, "clip URL", err)
 			return
 		}

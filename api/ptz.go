@@ -36,7 +36,7 @@ func (s *Server) cameraPTZ(c *gin.Context) {
 	if !ok {
 		return
 	}
-	cam, err := s.opts.Store.GetCamera(c, account(c).ID, id)
+	cam, err := s.opts.Store.GetCamera(c.Request.Context(), account(c).ID, id)
 	if err != nil {
 		failErr(c, "camera", err)
 		return

@@ -168,7 +168,7 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) healthz(c *gin.Context) {
-	if err := s.opts.Store.DB.PingContext(c); err != nil {
+	if err := s.opts.Store.DB.PingContext(c.Request.Context()); err != nil {
 		fail(c, http.StatusServiceUnavailable, "unhealthy", "database unreachable")
 		return
 	}

@@ -52,7 +52,7 @@ func (s *Server) createSnapshot(c *gin.Context) {
 	var cam *store.Camera
 	if req.Source == store.SnapshotAgent {
 		var err error
-		if cam, err = s.opts.Store.GetCamera(c, ch.AccountID, ch.CameraID); err != nil {
+		if cam, err = s.opts.Store.GetCamera(c.Request.Context(), ch.AccountID, ch.CameraID); err != nil {
 			failErr(c, "camera", err)
 			return
 		}
@@ -66,7 +66,7 @@ func (s *Server) createSnapshot(c *gin.Context) {
 		}
 	}
 	sn := &store.Snapshot{AccountID: ch.AccountID, ChannelID: ch.ID, Source: req.Source}
-	if err := s.opts.Store.CreateSnapshot(c, sn); err != nil {
+	if err := s.opts.Store.CreateSnapshot(c.Request.Context(), sn); err != nil {
 		failErr(c, "snapshot", err)
 		return
 	}
@@ -84,7 +84,7 @@ func (s *Server) createSnapshot(c *gin.Context) {
 	view := viewSnapshot(sn)
 	if sn.Source == store.SnapshotAgent {
 		in.AgentID, in.CameraID = cam.AgentID.String(), cam.ID.String()
-		if _, err := s.opts.Temporal.ExecuteWorkflow(c, start, workflows.SnapshotWorkflow, in); err != nil {
+		if _, err := s.opts.Temporal.ExecuteWorkflow(c.Request.Context(), start, workflows.SnapshotWorkflow, in); err != nil {
 			failErr(c, "snapshot workflow", err)
 			return
 		}
@@ -93,7 +93,7 @@ func (s *Server) createSnapshot(c *gin.Context) {
 	}
 	// Client path: the workflow hands out the upload URL, so the URL's expiry
 	// and the workflow's timer are one and the same.
-	handle, err := s.opts.Temporal.UpdateWithStartWorkflow(c, client.UpdateWithStartWorkflowOptions{
+	handle, err := s.opts.Temporal.UpdateWithStartWorkflow(c.Request.Context(), client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: s.opts.Temporal.NewWithStartWorkflowOperation(start, workflows.SnapshotWorkflow, in),
 		UpdateOptions: client.UpdateWorkflowOptions{
 			UpdateName:   workflows.UpdateUploadURL,
@@ -101,7 +101,7 @@ func (s *Server) createSnapshot(c *gin.Context) {
 		},
 	})
 	if err == nil {
-		err = handle.Get(c, &view.UploadURL)
+		err = handle.Get(c.Request.Context(), &view.UploadURL)
 	}
 	if err != nil {
 		failErr(c, "snapshot workflow", err)
@@ -115,7 +115,7 @@ func (s *Server) completeSnapshot(c *gin.Context) {
 	if !ok {
 		return
 	}
-	sn, err := s.opts.Store.GetSnapshot(c, account(c).ID, id)
+	sn, err := s.opts.Store.GetSnapshot(c.Request.Context(), account(c).ID, id)
 	if err != nil {
 		failErr(c, "snapshot", err)
 		return
@@ -128,7 +128,7 @@ func (s *Server) completeSnapshot(c *gin.Context) {
 		fail(c, http.StatusConflict, "snapshot_not_pending", "snapshot is already %s", sn.Status)
 		return
 	}
-	err = s.opts.Temporal.SignalWorkflow(c, workflows.SnapshotWorkflowID(sn.ID.String()), "", workflows.SignalComplete, nil)
+	err = s.opts.Temporal.SignalWorkflow(c.Request.Context(), workflows.SnapshotWorkflowID(sn.ID.String()), "", workflows.SignalComplete, nil)
 	if isNotFound(err) {
 		fail(c, http.StatusConflict, "snapshot_not_pending", "snapshot is no longer waiting for an upload")
 		return
@@ -145,14 +145,14 @@ func (s *Server) getSnapshot(c *gin.Context) {
 	if !ok {
 		return
 	}
-	sn, err := s.opts.Store.GetSnapshot(c, account(c).ID, id)
+	sn, err := s.opts.Store.GetSnapshot(c.Request.Context(), account(c).ID, id)
 	if err != nil {
 		failErr(c, "snapshot", err)
 		return
 	}
 	view := viewSnapshot(sn)
 	if sn.Status == store.SnapshotReady {
-		if view.URL, err = s.opts.Objects.PresignGet(c, sn.Key, s.opts.PresignExpiry); err != nil {
+		if view.URL, err = s.opts.Objects.PresignGet(c.Request.Context(), sn.Key, s.opts.PresignExpiry); err != nil {
 			failErr(c, "snapshot URL", err)
 			return
 		}

@@ -62,7 +62,7 @@ func (s *Server) mintToken(c *gin.Context, ch *store.Channel, quality string) {
 		fail(c, http.StatusConflict, "channel_inactive", "channel is %s", ch.Status)
 		return
 	}
-	cam, err := s.opts.Store.GetCamera(c, ch.AccountID, ch.CameraID)
+	cam, err := s.opts.Store.GetCamera(c.Request.Context(), ch.AccountID, ch.CameraID)
 	if err != nil {
 		failErr(c, "camera", err)
 		return
@@ -71,7 +71,7 @@ func (s *Server) mintToken(c *gin.Context, ch *store.Channel, quality string) {
 		invalid(c, "the camera has no %s stream", quality)
 		return
 	}
-	nvr, err := s.opts.Store.GetNVR(c, ch.NVRID)
+	nvr, err := s.opts.Store.GetNVR(c.Request.Context(), ch.NVRID)
 	if err != nil {
 		failErr(c, "nvr", err)
 		return
@@ -121,7 +121,7 @@ func (s *Server) authAgent(c *gin.Context) {
 		fail(c, http.StatusUnauthorized, "unauthorized", "agent key required")
 		return
 	}
-	a, err := s.opts.Store.AgentByKey(c, key)
+	a, err := s.opts.Store.AgentByKey(c.Request.Context(), key)
 	if errors.Is(err, store.ErrNotFound) {
 		fail(c, http.StatusUnauthorized, "unauthorized", "invalid agent key")
 		return
@@ -162,7 +162,7 @@ func (s *Server) authorizeSession(c *gin.Context) {
 	}, workflows.StreamSessionWorkflow, workflows.StreamInput{
 		SessionID: claims.SessionID, ChannelID: claims.ChannelID, Quality: claims.Quality, SegmentLength: s.opts.SegmentLength,
 	})
-	handle, err := s.opts.Temporal.UpdateWithStartWorkflow(c, client.UpdateWithStartWorkflowOptions{
+	handle, err := s.opts.Temporal.UpdateWithStartWorkflow(c.Request.Context(), client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{
 			UpdateName:   workflows.UpdateAuthorize,
@@ -172,7 +172,7 @@ func (s *Server) authorizeSession(c *gin.Context) {
 	})
 	var grant workflows.StreamGrant
 	if err == nil {
-		err = handle.Get(c, &grant)
+		err = handle.Get(c.Request.Context(), &grant)
 	}
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	var appErr *temporal.ApplicationError
@@ -220,16 +220,16 @@ func (s *Server) sessionSignal(name string) gin.HandlerFunc {
 			}
 			arg = seg
 		}
-		err := s.opts.Temporal.SignalWorkflow(c, workflows.StreamWorkflowID(id.String()), "", name, arg)
+		err := s.opts.Temporal.SignalWorkflow(c.Request.Context(), workflows.StreamWorkflowID(id.String()), "", name, arg)
 		if isNotFound(err) && name == workflows.SignalSegment && s.opts.Recorder != nil {
 			// The session already ended (lost, or stopped before its spool
 			// drained): record the segment all the same; footage is never dropped.
-			sess, serr := s.opts.Store.SessionByID(c, id)
+			sess, serr := s.opts.Store.SessionByID(c.Request.Context(), id)
 			if serr != nil {
 				failErr(c, "session", serr)
 				return
 			}
-			err = s.opts.Recorder.RecordLateSegment(c, id.String(), sess.ChannelID.String(), seg)
+			err = s.opts.Recorder.RecordLateSegment(c.Request.Context(), id.String(), sess.ChannelID.String(), seg)
 		}
 		if isNotFound(err) {
 			fail(c, http.StatusNotFound, "not_found", "session not found or ended")
@@ -271,12 +271,12 @@ func (s *Server) resolveStream(c *gin.Context) {
 	}
 	ag := c.MustGet(agentKey).(*store.Agent)
 	chID, _ := uuid.Parse(claims.ChannelID)
-	ch, err := s.opts.Store.GetChannel(c, ag.AccountID, chID)
+	ch, err := s.opts.Store.GetChannel(c.Request.Context(), ag.AccountID, chID)
 	if err != nil {
 		failErr(c, "channel", err)
 		return
 	}
-	cam, err := s.opts.Store.GetCamera(c, ag.AccountID, ch.CameraID)
+	cam, err := s.opts.Store.GetCamera(c.Request.Context(), ag.AccountID, ch.CameraID)
 	if err != nil {
 		failErr(c, "camera", err)
 		return
@@ -302,7 +302,7 @@ func (s *Server) agentStreamToken(c *gin.Context) {
 		invalid(c, "channel_id must be a UUID")
 		return
 	}
-	ch, err := s.opts.Store.GetChannel(c, ag.AccountID, chID)
+	ch, err := s.opts.Store.GetChannel(c.Request.Context(), ag.AccountID, chID)
 	if err != nil {
 		failErr(c, "channel", err)
 		return
