@@ -155,7 +155,7 @@ func workflowWorkerCmd() *cobra.Command {
 			if err := workflows.EnsureRetentionSchedule(ctx, tc); err != nil {
 				return fmt.Errorf("retention schedule: %w", err)
 			}
-			stopReconcile, err := runSQSReconciler(ctx, st, objects, acts)
+			stopReconcile, err := runReconciler(ctx, st, objects, acts)
 			if err != nil {
 				return err
 			}
@@ -167,21 +167,37 @@ func workflowWorkerCmd() *cobra.Command {
 	}
 }
 
-// runSQSReconciler records segments whose notification was lost from the S3
-// ObjectCreated events in the SQS queue VMS_SQS_QUEUE_URL names (nothing
-// when it is unset). The returned function waits for it to stop once ctx
-// ends. Give the queue a delivery delay (e.g. 60 s) so the media worker's
+// runReconciler records segments whose worker notification was lost, from
+// the bucket's S3 ObjectCreated events: read from the SQS queue
+// VMS_SQS_QUEUE_URL names (AWS), or posted to a webhook listening on
+// VMS_S3_WEBHOOK_ADDR (MinIO and other S3 servers that post events). Neither
+// set: nothing runs. The returned function waits for it to stop once ctx
+// ends. Give an SQS queue a delivery delay (e.g. 60 s) so the media worker's
 // own notification normally comes first and an event costs one lookup.
-func runSQSReconciler(ctx context.Context, st *store.Store, objects *objectstore.Client, acts *activities.Activities) (wait func(), err error) {
-	sqsCfg := reconcile.SQSConfigFromEnv()
-	if sqsCfg.QueueURL == "" {
+func runReconciler(ctx context.Context, st *store.Store, objects *objectstore.Client, acts *activities.Activities) (wait func(), err error) {
+	rec := &reconcile.Reconciler{Store: st, Objects: objects, Recorder: acts, Bucket: objects.Bucket(), Workers: 4}
+	var src reconcile.Source
+	switch sqsCfg, hookAddr := reconcile.SQSConfigFromEnv(), os.Getenv("VMS_S3_WEBHOOK_ADDR"); {
+	case sqsCfg.QueueURL != "":
+		if src, err = reconcile.NewSQSSource(ctx, sqsCfg); err != nil {
+			return nil, err
+		}
+		slog.Info("reconciling S3 events", "queue", sqsCfg.QueueURL)
+	case hookAddr != "":
+		hook := reconcile.NewWebhookSource(0, slog.Default())
+		url, err := hook.Listen(hookAddr)
+		if err != nil {
+			return nil, err
+		}
+		context.AfterFunc(ctx, func() { hook.Close() })
+		// Webhook events are not redelivered: wait so the worker's own
+		// notification normally wins and an event costs one lookup.
+		rec.Grace = reconcile.DefaultGrace
+		src = hook
+		slog.Info("reconciling S3 events", "webhook", url)
+	default:
 		return func() {}, nil
 	}
-	src, err := reconcile.NewSQSSource(ctx, sqsCfg)
-	if err != nil {
-		return nil, err
-	}
-	rec := &reconcile.Reconciler{Store: st, Objects: objects, Recorder: acts, Bucket: objects.Bucket(), Workers: 4}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -189,6 +205,5 @@ func runSQSReconciler(ctx context.Context, st *store.Store, objects *objectstore
 			slog.Error("S3 event reconciler", "err", err)
 		}
 	}()
-	slog.Info("reconciling S3 events", "queue", sqsCfg.QueueURL)
 	return func() { <-done }, nil
 }
