@@ -18,29 +18,17 @@ func apiCmd() *cobra.Command {
 		Short: "Run the REST API (public /v1, internal /internal/v1)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			cfg, err := config.Load()
+			cp, err := openControlPlane(ctx)
 			if err != nil {
 				return err
 			}
-			st, err := openStore(ctx, cfg)
+			defer cp.close()
+			acts := &activities.Activities{Store: cp.st, Objects: cp.objects, Temporal: cp.tc}
+			srv, err := newAPI(cp.cfg, cp.st, cp.objects, cp.tc, acts)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			objects, err := openObjects(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			tc, err := dialTemporal(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
-			srv, err := newAPI(cfg, st, objects, tc, &activities.Activities{Store: st, Objects: objects, Temporal: tc})
-			if err != nil {
-				return err
-			}
-			err = serveHTTP(ctx, "api", cfg.HTTPAddr, srv.Handler(), nil)
+			err = serveHTTP(ctx, "api", cp.cfg.HTTPAddr, srv.Handler(), nil)
 			srv.Close() // agent control connections outlive the HTTP server
 			return err
 		},

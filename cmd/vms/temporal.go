@@ -130,32 +130,19 @@ func workflowWorkerCmd() *cobra.Command {
 		Short: "Run the Temporal worker: clip, stream-session and snapshot workflows and their activities",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			cfg, err := config.Load()
+			cp, err := openControlPlane(ctx)
 			if err != nil {
 				return err
 			}
-			st, err := openStore(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			objects, err := openObjects(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			tc, err := dialTemporal(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
-			w, acts := newWorkflowWorker(tc, st, objects)
+			defer cp.close()
+			w, acts := newWorkflowWorker(cp.tc, cp.st, cp.objects)
 			if err := w.Start(); err != nil {
 				return err
 			}
-			if err := workflows.EnsureRetentionSchedule(ctx, tc); err != nil {
+			if err := workflows.EnsureRetentionSchedule(ctx, cp.tc); err != nil {
 				return fmt.Errorf("retention schedule: %w", err)
 			}
-			stopReconcile, err := runReconciler(ctx, st, objects, acts)
+			stopReconcile, err := runReconciler(ctx, cp.st, cp.objects, acts)
 			if err != nil {
 				return err
 			}

@@ -87,3 +87,37 @@ func serveHTTP(ctx context.Context, name, addr string, h http.Handler, ready cha
 	}
 	return nil
 }
+
+// controlPlane is what the api and workflow-worker roles share: the
+// configuration, the database, S3 and a Temporal client.
+type controlPlane struct {
+	cfg     config.Config
+	st      *store.Store
+	objects *objectstore.Client
+	tc      client.Client
+}
+
+// openControlPlane connects to everything a control-plane role needs; close
+// releases it.
+func openControlPlane(ctx context.Context) (cp *controlPlane, err error) {
+	cp = &controlPlane{}
+	if cp.cfg, err = config.Load(); err != nil {
+		return nil, err
+	}
+	if cp.st, err = openStore(ctx, cp.cfg); err != nil {
+		return nil, err
+	}
+	if cp.objects, err = openObjects(ctx, cp.cfg); err == nil {
+		cp.tc, err = dialTemporal(ctx, cp.cfg)
+	}
+	if err != nil {
+		cp.st.Close()
+		return nil, err
+	}
+	return cp, nil
+}
+
+func (cp *controlPlane) close() {
+	cp.tc.Close()
+	cp.st.Close()
+}
