@@ -24,7 +24,7 @@ import (
 	"github.com/opennvr/vms/reconcile"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows"
-	"github.com/opennvr/vms/workflows/temporaltest"
+	"github.com/opennvr/vms/workflows/devserver"
 )
 
 // dialTemporal connects to TEMPORAL_ADDRESS, with mTLS when a client
@@ -108,8 +108,8 @@ func startDevTemporal(ctx context.Context, dataDir string) (*testsuite.DevServer
 		LogLevel:         "warn",
 		SearchAttributes: temporal.NewSearchAttributes(attrs...),
 		// The same tuning the tests use: without it a one-shard dev server
-		// delays tasks by ~45 ms and some by 2 s (see temporaltest).
-		ExtraArgs: temporaltest.DevServerArgs,
+		// delays tasks by ~45 ms and some by 2 s (see package devserver).
+		ExtraArgs: devserver.Args,
 		Stdout:    logFile,
 		Stderr:    logFile,
 	})

@@ -36,6 +36,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/opennvr/vms/workflows/contract"
+	"github.com/opennvr/vms/workflows/devserver"
 )
 
 // server is the one dev server a test binary shares across its tests. It is
@@ -93,27 +94,8 @@ func TaskQueue(t testing.TB) string {
 	return fmt.Sprintf("%s-%s-%s", contract.TaskQueue, name, hex.EncodeToString(suffix))
 }
 
-// DevServerArgs are the dev server flags tests need beyond the defaults;
-// `vms dev` wants the same two fixes (measured on this dev server):
-//
-//   - It runs one history shard, whose queue processors poll for new tasks at
-//     most 20 times a second: past a short burst, every workflow and activity
-//     task waits ~45 ms before a worker can get it (a one-activity workflow
-//     took 150 ms instead of 20 ms).
-//   - Task queues have four partitions; a task landing on a partition where no
-//     poller waits is forwarded to the root at most ten times a second, and
-//     every few dozen tasks one waited exactly 2 s (clip p99 2 s instead of
-//     50 ms). One partition is plenty for a dev server.
-//
-// A production cluster has hundreds of shards, and partitions are a
-// throughput setting there.
-var DevServerArgs = []string{
-	"--dynamic-config-value", "history.transferProcessorMaxPollRPS=10000",
-	"--dynamic-config-value", "history.timerProcessorMaxPollRPS=10000",
-	"--dynamic-config-value", "history.visibilityProcessorMaxPollRPS=10000",
-	"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
-	"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
-}
+// DevServerArgs are the dev server settings tests and `vms dev` share.
+var DevServerArgs = devserver.Args
 
 // Logger is the SDK logger tests use: warnings and errors only.
 func Logger() tlog.Logger {
