@@ -78,7 +78,7 @@ func (s *Server) mintToken(c *gin.Context, ch *store.Channel, quality string) {
 	}
 	claims := streamtoken.Claims{
 		SessionID: uuid.Must(uuid.NewV7()).String(), ChannelID: ch.ID.String(), AccountID: ch.AccountID.String(),
-		Quality: quality, WorkerURL: nvr.MediaURL, ExpiresAt: time.Now().Add(s.opts.TokenExpiry).UTC().Truncate(time.Second),
+		Quality: quality, WorkerURL: nvr.MediaURL, ExpiresAt: time.Now().Add(s.opts.TokenExpiry).UTC(),
 	}
 	c.JSON(http.StatusCreated, tokenView{Token: s.opts.Tokens.Sign(claims), SessionID: claims.SessionID,
 		ChannelID: claims.ChannelID, Quality: quality, WorkerURL: claims.WorkerURL, ExpiresAt: claims.ExpiresAt})
