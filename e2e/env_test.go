@@ -53,9 +53,7 @@ const (
 type env struct {
 	st        *store.Store
 	objects   *objectstore.Client
-	s3        objectstore.Config
 	tc        client.Client
-	tokens    *streamtoken.Signer
 	apiURL    string
 	apiKey    string
 	agentKey  string
@@ -64,10 +62,9 @@ type env struct {
 }
 
 type envConfig struct {
-	// Objects and S3 name the S3 to use; nil Objects means a fresh bucket on
-	// the test binary's shared embedded S3 server.
+	// Objects is the S3 to use; nil means a fresh bucket on the test
+	// binary's shared embedded S3 server.
 	Objects *objectstore.Client
-	S3      objectstore.Config
 }
 
 const tokenSecret = "e2e-stream-token-secret-0123456789abcdef"
@@ -78,10 +75,10 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 		tb.Skip("end-to-end: skipped in -short mode")
 	}
 	ctx := context.Background()
-	e := &env{st: storetest.Open(tb, "sqlite"), objects: cfg.Objects, s3: cfg.S3,
+	e := &env{st: storetest.Open(tb, "sqlite"), objects: cfg.Objects,
 		apiKey: store.NewSecret("vms_"), agentKey: store.NewSecret("agt_"), workerKey: store.NewSecret("wrk_")}
 	if e.objects == nil {
-		e.objects, e.s3 = s3test.Start(tb)
+		e.objects, _ = s3test.Start(tb)
 	}
 	acct, err := e.st.CreateAccount(ctx, "e2e", true)
 	if err != nil {
@@ -93,7 +90,7 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 	if _, err := e.st.AddAgent(ctx, acct.ID, "e2e agent", e.agentKey); err != nil {
 		tb.Fatal(err)
 	}
-	e.tokens, err = streamtoken.NewSigner(tokenSecret)
+	tokens, err := streamtoken.NewSigner(tokenSecret)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -105,7 +102,7 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 	tq := temporaltest.Worker(tb, e.tc, func(r worker.Registry) { workflows.Register(r, acts) })
 
 	e.opts = api.Options{
-		Store: e.st, Objects: e.objects, Temporal: e.tc, TaskQueue: tq, Tokens: e.tokens, Recorder: acts, WorkerKey: e.workerKey,
+		Store: e.st, Objects: e.objects, Temporal: e.tc, TaskQueue: tq, Tokens: tokens, Recorder: acts, WorkerKey: e.workerKey,
 		SegmentLength: segmentLength, ClipGrace: clipGrace,
 	}
 	e.apiURL = e.serveAPI(tb, e.opts)

@@ -37,7 +37,7 @@ func rtspCamera(tb testing.TB) camera {
 // kill's: the segment being written and the reconnection.
 func TestWorkerKilled(t *testing.T) {
 	s3, objects := startS3(t)
-	e := newEnv(t, envConfig{Objects: objects, S3: s3.cfg})
+	e := newEnv(t, envConfig{Objects: objects})
 	cfg := workerConfig{Name: "nvr-1", Addr: freeAddr(t), DataDir: t.TempDir(), APIURL: e.apiURL,
 		WorkerKey: e.workerKey, Segment: segmentLength, S3: s3.cfg}
 	first := startWorkerProcess(t, cfg)
@@ -101,7 +101,7 @@ func TestS3Outage(t *testing.T) {
 		}
 	}
 	s3, objects := startS3(t)
-	e := newEnv(t, envConfig{Objects: objects, S3: s3.cfg})
+	e := newEnv(t, envConfig{Objects: objects})
 	cfg := startWorker(t, workerConfig{Name: "nvr-1", Addr: "127.0.0.1:0", DataDir: t.TempDir(), APIURL: e.apiURL,
 		WorkerKey: e.workerKey, Segment: segmentLength}, objects)
 	ch := e.addChannel(t, rtspCamera(t))
@@ -152,7 +152,9 @@ func TestS3Outage(t *testing.T) {
 	streamed := stoppedAt.Sub(recs[0].Start)
 	t.Logf("%d recordings, %s recorded of a %s stream (first frame to stop)", len(recs), recorded.Round(time.Millisecond),
 		streamed.Round(time.Millisecond))
-	if streamed-recorded > time.Second || recorded > streamed {
+	// Up to a second may still be in flight at the stop; the last frame's
+	// duration and millisecond rounding may put the end a little past it.
+	if streamed-recorded > time.Second || recorded-streamed > 100*time.Millisecond {
 		t.Errorf("recorded %s of a %s stream", recorded, streamed)
 	}
 }
