@@ -211,17 +211,24 @@ func (s *Server) createCamera(c *gin.Context) {
 	c.JSON(http.StatusCreated, viewCamera(cam))
 }
 
-func (s *Server) getCamera(c *gin.Context) {
+// camera reads the :id camera of the caller's account, or answers.
+func (s *Server) camera(c *gin.Context) (*store.Camera, bool) {
 	id, ok := pathID(c)
 	if !ok {
-		return
+		return nil, false
 	}
 	cam, err := s.opts.Store.GetCamera(c.Request.Context(), account(c).ID, id)
 	if err != nil {
 		failErr(c, "camera", err)
-		return
+		return nil, false
 	}
-	c.JSON(http.StatusOK, viewCamera(cam))
+	return cam, true
+}
+
+func (s *Server) getCamera(c *gin.Context) {
+	if cam, ok := s.camera(c); ok {
+		c.JSON(http.StatusOK, viewCamera(cam))
+	}
 }
 
 func (s *Server) listCameras(c *gin.Context) {
@@ -242,17 +249,12 @@ func (s *Server) listCameras(c *gin.Context) {
 }
 
 func (s *Server) updateCamera(c *gin.Context) {
-	id, ok := pathID(c)
+	cam, ok := s.camera(c)
 	if !ok {
 		return
 	}
 	var req cameraRequest
 	if !bindJSON(c, &req) {
-		return
-	}
-	cam, err := s.opts.Store.GetCamera(c.Request.Context(), account(c).ID, id)
-	if err != nil {
-		failErr(c, "camera", err)
 		return
 	}
 	if msg := req.apply(cam, false); msg != "" {

@@ -32,13 +32,8 @@ type ptzView struct {
 // cameraPTZ sends a PTZ command to the camera's agent and answers 202 once
 // the agent has acknowledged that the camera took it.
 func (s *Server) cameraPTZ(c *gin.Context) {
-	id, ok := pathID(c)
+	cam, ok := s.camera(c)
 	if !ok {
-		return
-	}
-	cam, err := s.opts.Store.GetCamera(c.Request.Context(), account(c).ID, id)
-	if err != nil {
-		failErr(c, "camera", err)
 		return
 	}
 	var req ptzRequest
