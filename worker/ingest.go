@@ -119,10 +119,11 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 
 // stream is one agent connection.
 type stream struct {
-	srv   *Server
-	conn  *websocket.Conn
-	log   *slog.Logger
-	grant Grant
+	srv    *Server
+	conn   *websocket.Conn
+	log    *slog.Logger
+	grant  Grant
+	ending bool // flushing the last segment: no heartbeat
 }
 
 // run handles the connection and returns the close code and reason to send.
@@ -170,6 +171,7 @@ func (st *stream) run(ctx context.Context) (int, string) {
 	// Whatever ends the stream, the partial segment is flushed to the spool
 	// and the session reported stopped: no footage is lost on a disconnect.
 	defer func() {
+		st.ending = true // the stopped report below says all there is to say
 		if err := seg.Close(); err != nil {
 			st.log.Error("flush last segment", "err", err)
 		}
@@ -233,7 +235,31 @@ func (st *stream) spool(s Segment) error {
 		Key: store.RecordingKey(channelID, sessionID, s.Start), Start: s.Start, End: s.End,
 		DurationMS: s.Duration.Milliseconds(), Size: s.Size, Codec: s.Codec,
 	}
-	return st.srv.Spool.Add(s.Path, st.grant.SessionID, st.grant.ChannelID, r)
+	if err := st.srv.Spool.Add(s.Path, st.grant.SessionID, st.grant.ChannelID, r); err != nil {
+		return err
+	}
+	st.heartbeat()
+	return nil
+}
+
+// heartbeat repeats the started report when a segment closes. Segment
+// reports wait for their upload, so during an S3 outage they stop; the
+// session workflow counts a repeated started report as a sign of life, so a
+// stream that is still flowing is not declared lost. It never blocks the
+// stream: a slow or unreachable API only costs a log line.
+func (st *stream) heartbeat() {
+	if st.ending {
+		return
+	}
+	st.srv.streams.Add(1)
+	go func() {
+		defer st.srv.streams.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := st.srv.Control.Started(ctx, st.grant.SessionID); err != nil {
+			st.log.Warn("session heartbeat", "err", err)
+		}
+	}()
 }
 
 // truncate keeps a close reason within the 123 bytes a close frame allows.
