@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -346,13 +345,7 @@ func TestAgentSnapshot(t *testing.T) {
 		if final["status"] != "ready" || final["content_type"] != "image/jpeg" {
 			t.Fatalf("snapshot %v, want ready image/jpeg", final)
 		}
-		resp, err := http.Get(final["url"].(string))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if !bytes.Equal(got, jpeg) {
+		if got := download(t, final["url"].(string)); !bytes.Equal(got, jpeg) {
 			t.Fatalf("presigned GET returned %q, want the camera's image", got)
 		}
 	})

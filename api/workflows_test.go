@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -241,13 +240,7 @@ func TestSnapshotClientPath(t *testing.T) {
 	if final["status"] != "ready" {
 		t.Fatalf("snapshot: %v, want ready", final)
 	}
-	resp, err := http.Get(final["url"].(string))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !bytes.Equal(got, jpeg) {
+	if got := download(t, final["url"].(string)); !bytes.Equal(got, jpeg) {
 		t.Fatalf("downloaded %q, want the uploaded bytes", got)
 	}
 	if code, out := e.do("POST", "/v1/snapshots/"+id+"/complete", e.keyA, ""); code != 409 {
