@@ -32,7 +32,7 @@ lint:
 	$(GO) run $(WORKFLOWCHECK) ./workflows/...
 
 bench: $(TEMPORAL)
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/ ./worker/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/ ./mediaworker/
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./activities/
 	$(GO) test -run '^$$' -bench . -benchtime 300x ./workflows/
 

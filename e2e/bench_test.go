@@ -23,10 +23,10 @@ import (
 	"github.com/opennvr/vms/activities"
 	"github.com/opennvr/vms/apiclient"
 	"github.com/opennvr/vms/media"
+	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
-	"github.com/opennvr/vms/worker"
 )
 
 // Benchmarks of the media path (docs/benchmarks.md has the figures). Each
@@ -104,11 +104,11 @@ const frameDuration = 40 * time.Millisecond
 
 // cutSegment has the media worker's Segmenter cut one segment lasting d
 // from the sample, looped, and returns it (its file in a temp folder).
-func cutSegment(tb testing.TB, track media.Track, frames []media.Frame, d time.Duration) worker.Segment {
+func cutSegment(tb testing.TB, track media.Track, frames []media.Frame, d time.Duration) mediaworker.Segment {
 	tb.Helper()
-	var done []worker.Segment
-	s, err := worker.NewSegmenter(worker.SegmenterConfig{Dir: tb.TempDir(), Tracks: []media.Track{track}, Target: d,
-		MaxGap: time.Hour, OnSegment: func(seg worker.Segment) error { done = append(done, seg); return nil }})
+	var done []mediaworker.Segment
+	s, err := mediaworker.NewSegmenter(mediaworker.SegmenterConfig{Dir: tb.TempDir(), Tracks: []media.Track{track}, Target: d,
+		MaxGap: time.Hour, OnSegment: func(seg mediaworker.Segment) error { done = append(done, seg); return nil }})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -388,14 +388,14 @@ func BenchmarkSegmentPublishLag(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	segs := map[string]func() worker.Segment{
-		"demo-4s": sync.OnceValue(func() worker.Segment { return cutSegment(b, track, frames, segmentLength) }),
-		"4mbps-30s": sync.OnceValue(func() worker.Segment {
+	segs := map[string]func() mediaworker.Segment{
+		"demo-4s": sync.OnceValue(func() mediaworker.Segment { return cutSegment(b, track, frames, segmentLength) }),
+		"4mbps-30s": sync.OnceValue(func() mediaworker.Segment {
 			track, frames := sample4Mbps(b)
 			return cutSegment(b, track, frames, 30*time.Second)
 		}),
 	}
-	control := &worker.APIClient{API: &apiclient.Client{BaseURL: e.apiURL, Key: e.workerKey}, Worker: "bench"}
+	control := &mediaworker.APIClient{API: &apiclient.Client{BaseURL: e.apiURL, Key: e.workerKey}, Worker: "bench"}
 	if err := control.Register(context.Background(), "bench", "ws://127.0.0.1:1/v1/ingest", 100000); err != nil {
 		b.Fatal(err)
 	}
@@ -432,7 +432,7 @@ type session struct {
 	channel, id string
 }
 
-func runPublishLag(b *testing.B, e *env, control *worker.APIClient, seg worker.Segment, rate int, window time.Duration) []time.Duration {
+func runPublishLag(b *testing.B, e *env, control *mediaworker.APIClient, seg mediaworker.Segment, rate int, window time.Duration) []time.Duration {
 	ctx := context.Background()
 	// Each session gets a segment every 2 s, well within the 8 s after
 	// which its workflow would call it lost.
@@ -448,7 +448,7 @@ func runPublishLag(b *testing.B, e *env, control *worker.APIClient, seg worker.S
 		}
 		sessions[i] = session{channel: ch, id: grant.SessionID}
 	}
-	spool := &worker.Spool{Dir: b.TempDir(), Uploader: worker.ObjectUploader{Objects: e.objects}, Control: control}
+	spool := &mediaworker.Spool{Dir: b.TempDir(), Uploader: mediaworker.ObjectUploader{Objects: e.objects}, Control: control}
 	sctx, stop := context.WithCancel(ctx)
 	spoolDone := make(chan struct{})
 	go func() { defer close(spoolDone); _ = spool.Run(sctx) }()
@@ -502,7 +502,7 @@ func runPublishLag(b *testing.B, e *env, control *worker.APIClient, seg worker.S
 			b.Fatal(err)
 		}
 		start := time.Now().Add(-seg.Duration).UTC().Truncate(time.Millisecond)
-		rep := worker.SegmentReport{Key: store.RecordingKey(uuid.MustParse(s.channel), uuid.MustParse(s.id), start),
+		rep := mediaworker.SegmentReport{Key: store.RecordingKey(uuid.MustParse(s.channel), uuid.MustParse(s.id), start),
 			Start: start, End: start.Add(seg.Duration), DurationMS: seg.Duration.Milliseconds(), Size: seg.Size, Codec: seg.Codec}
 		mu.Lock()
 		pending[rep.Key] = time.Now()

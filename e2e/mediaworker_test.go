@@ -22,8 +22,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/opennvr/vms/apiclient"
+	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore"
-	"github.com/opennvr/vms/worker"
 )
 
 // envWorkerChild carries a workerConfig (JSON) to a media worker child.
@@ -52,20 +52,20 @@ func (c workerConfig) spoolDir() string { return filepath.Join(c.DataDir, "spool
 // runWorker registers the worker as an NVR instance, then serves ingest on
 // ln and drains the spool until ctx ends, as runMediaWorker does.
 func runWorker(ctx context.Context, cfg workerConfig, objects *objectstore.Client, ln net.Listener) error {
-	var control worker.ControlPlane = stubControl{}
+	var control mediaworker.ControlPlane = stubControl{}
 	if !cfg.StubControl {
-		api := &worker.APIClient{API: &apiclient.Client{BaseURL: cfg.APIURL, Key: cfg.WorkerKey}, Worker: cfg.Name}
+		api := &mediaworker.APIClient{API: &apiclient.Client{BaseURL: cfg.APIURL, Key: cfg.WorkerKey}, Worker: cfg.Name}
 		if err := api.Register(ctx, cfg.Name, cfg.url(), 1000); err != nil {
 			return fmt.Errorf("register NVR instance: %w", err)
 		}
 		control = api
 	}
-	var uploader worker.Uploader = worker.ObjectUploader{Objects: objects}
+	var uploader mediaworker.Uploader = mediaworker.ObjectUploader{Objects: objects}
 	if cfg.DiscardUploads {
 		uploader = discardUploader{}
 	}
-	spool := &worker.Spool{Dir: cfg.spoolDir(), Uploader: uploader, Control: control}
-	srv := &worker.Server{Control: control, Spool: spool, SegmentLength: cfg.Segment,
+	spool := &mediaworker.Spool{Dir: cfg.spoolDir(), Uploader: uploader, Control: control}
+	srv := &mediaworker.Server{Control: control, Spool: spool, SegmentLength: cfg.Segment,
 		WorkDir: filepath.Join(cfg.DataDir, "spool", "writing")}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	g, ctx := errgroup.WithContext(ctx)
@@ -97,12 +97,12 @@ func runWorker(ctx context.Context, cfg workerConfig, objects *objectstore.Clien
 // stubControl grants every stream a fresh session and accepts every report.
 type stubControl struct{}
 
-func (stubControl) Authorize(context.Context, string) (worker.Grant, error) {
-	return worker.Grant{SessionID: uuid.NewString(), ChannelID: uuid.NewString(), Quality: "high"}, nil
+func (stubControl) Authorize(context.Context, string) (mediaworker.Grant, error) {
+	return mediaworker.Grant{SessionID: uuid.NewString(), ChannelID: uuid.NewString(), Quality: "high"}, nil
 }
-func (stubControl) Started(context.Context, string) error                       { return nil }
-func (stubControl) Segment(context.Context, string, worker.SegmentReport) error { return nil }
-func (stubControl) Stopped(context.Context, string) error                       { return nil }
+func (stubControl) Started(context.Context, string) error                            { return nil }
+func (stubControl) Segment(context.Context, string, mediaworker.SegmentReport) error { return nil }
+func (stubControl) Stopped(context.Context, string) error                            { return nil }
 
 type discardUploader struct{}
 

@@ -18,12 +18,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/opennvr/vms/activities"
+	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/reconcile"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
-	"github.com/opennvr/vms/worker"
 	"github.com/opennvr/vms/workflows/contract"
 	"github.com/opennvr/vms/workflows/recordingtest"
 )
@@ -91,20 +91,20 @@ func newWorldOn(t *testing.T, kind string, objects *objectstore.Client) *world {
 // segment is a segment object as the media worker uploads it.
 type segment struct {
 	session uuid.UUID
-	report  worker.SegmentReport
+	report  mediaworker.SegmentReport
 }
 
 // newSegment describes a segment of the world's channel starting at start.
 func (w *world) newSegment(start time.Time) segment {
 	session := uuid.New()
-	return segment{session: session, report: worker.SegmentReport{
+	return segment{session: session, report: mediaworker.SegmentReport{
 		Key:   store.RecordingKey(w.channel, session, start),
 		Start: start, End: start.Add(segLen), DurationMS: segLen.Milliseconds(), Codec: "h264",
 	}}
 }
 
 // upload stores a real fMP4 segment under the segment's key the way the
-// media worker does (worker.ObjectUploader, with the report as metadata),
+// media worker does (mediaworker.ObjectUploader, with the report as metadata),
 // or, withMeta false, as a bare object like one uploaded before segments
 // carried metadata. It returns the report with the object's size.
 func (w *world) upload(t *testing.T, seg *segment, withMeta bool) {
@@ -121,7 +121,7 @@ func (w *world) upload(t *testing.T, seg *segment, withMeta bool) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	up := worker.ObjectUploader{Objects: w.objects}
+	up := mediaworker.ObjectUploader{Objects: w.objects}
 	if err := up.PutFile(t.Context(), seg.report.Key, path, "video/mp4", seg.report.Metadata()); err != nil {
 		t.Fatal(err)
 	}

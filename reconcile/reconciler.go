@@ -16,9 +16,9 @@ import (
 
 	"github.com/opennvr/vms/activities"
 	"github.com/opennvr/vms/media"
+	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/store"
-	"github.com/opennvr/vms/worker"
 	"github.com/opennvr/vms/workflows/contract"
 )
 
@@ -288,7 +288,7 @@ func (r *Reconciler) describe(ctx context.Context, key string, start time.Time) 
 	}
 	// Metadata written for another key (an object copied or renamed) does
 	// not describe this one; the start in the key decides.
-	if rep, ok := worker.SegmentReportFromMetadata(key, info.Size, info.Metadata); ok && store.UTCms(rep.Start).Equal(start) {
+	if rep, ok := mediaworker.SegmentReportFromMetadata(key, info.Size, info.Metadata); ok && store.UTCms(rep.Start).Equal(start) {
 		return contract.SegmentReport{Key: key, Start: start, End: rep.End, DurationMS: rep.DurationMS,
 			Size: info.Size, Codec: rep.Codec}, nil
 	}

@@ -14,8 +14,8 @@ import (
 	"github.com/opennvr/vms/agent"
 	"github.com/opennvr/vms/apiclient"
 	"github.com/opennvr/vms/config"
+	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore"
-	"github.com/opennvr/vms/worker"
 )
 
 // runMediaWorker registers this media worker as an NVR instance, then
@@ -28,7 +28,7 @@ func runMediaWorker(ctx context.Context, cfg config.Config, objects *objectstore
 	if public == "" {
 		public = mediaURL(cfg.MediaAddr)
 	}
-	control := &worker.APIClient{API: &apiclient.Client{BaseURL: cfg.APIURL, Key: cfg.WorkerKey}, Worker: cfg.NVRName}
+	control := &mediaworker.APIClient{API: &apiclient.Client{BaseURL: cfg.APIURL, Key: cfg.WorkerKey}, Worker: cfg.NVRName}
 	for attempt := 0; ; attempt++ {
 		err := control.Register(ctx, cfg.NVRName, public, cfg.NVRCapacity)
 		if err == nil {
@@ -44,12 +44,12 @@ func runMediaWorker(ctx context.Context, cfg config.Config, objects *objectstore
 		case <-time.After(min(time.Duration(attempt+1)*time.Second, 10*time.Second)):
 		}
 	}
-	spool := &worker.Spool{
+	spool := &mediaworker.Spool{
 		Dir:      filepath.Join(cfg.DataDir, "spool", "ready"),
-		Uploader: worker.ObjectUploader{Objects: objects},
+		Uploader: mediaworker.ObjectUploader{Objects: objects},
 		Control:  control,
 	}
-	srv := &worker.Server{
+	srv := &mediaworker.Server{
 		Control: control, Spool: spool, SegmentLength: cfg.SegmentLength,
 		WorkDir: filepath.Join(cfg.DataDir, "spool", "writing"),
 	}

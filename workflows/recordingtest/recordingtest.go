@@ -24,9 +24,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/opennvr/vms/media"
+	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/store"
-	"github.com/opennvr/vms/worker"
 )
 
 // GOP is the keyframe interval of the demo stream: clips are cut on
@@ -90,13 +90,13 @@ func cutSegment(dir string, d time.Duration) (Segment, error) {
 		return Segment{}, err
 	}
 	track.ID = 1
-	var done []worker.Segment
-	s, err := worker.NewSegmenter(worker.SegmenterConfig{
+	var done []mediaworker.Segment
+	s, err := mediaworker.NewSegmenter(mediaworker.SegmenterConfig{
 		Dir: dir, Tracks: []media.Track{track}, Target: d,
 		// No gap can occur in a loop of the sample; a long MaxGap keeps the
 		// setting out of the way.
 		MaxGap:    time.Hour,
-		OnSegment: func(seg worker.Segment) error { done = append(done, seg); return nil },
+		OnSegment: func(seg mediaworker.Segment) error { done = append(done, seg); return nil },
 	})
 	if err != nil {
 		return Segment{}, err

@@ -1,4 +1,4 @@
-package worker_test
+package mediaworker_test
 
 import (
 	"bytes"
@@ -24,10 +24,10 @@ import (
 	"github.com/opennvr/vms/apiclient"
 	"github.com/opennvr/vms/democam"
 	"github.com/opennvr/vms/media"
+	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/store"
-	"github.com/opennvr/vms/worker"
 )
 
 const demoSample = "../testdata/demo.h264"
@@ -40,17 +40,17 @@ var wallStart = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 type ingest struct {
 	control *fakeControl
 	objects *objectstore.Client
-	spool   *worker.Spool
-	server  *worker.Server
+	spool   *mediaworker.Spool
+	server  *mediaworker.Server
 	url     string // ws://.../v1/ingest
 }
 
 func startIngest(t *testing.T, control *fakeControl, segment time.Duration) *ingest {
 	t.Helper()
 	objects, _ := s3test.Start(t)
-	sp := newSpool(t, t.TempDir(), worker.ObjectUploader{Objects: objects}, control)
+	sp := newSpool(t, t.TempDir(), mediaworker.ObjectUploader{Objects: objects}, control)
 	runSpool(t, sp)
-	srv := &worker.Server{Control: control, Spool: sp, WorkDir: t.TempDir(), SegmentLength: segment, Logger: testLogger(t)}
+	srv := &mediaworker.Server{Control: control, Spool: sp, WorkDir: t.TempDir(), SegmentLength: segment, Logger: testLogger(t)}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	// Every stream handler must end once its connection is gone.
@@ -236,7 +236,7 @@ type wantSegment struct {
 
 // checkSegments compares the session's recorded segments with want and
 // checks each stored object: reported size, and it decodes.
-func (in *ingest) checkSegments(t *testing.T, g worker.Grant, want []wantSegment) {
+func (in *ingest) checkSegments(t *testing.T, g mediaworker.Grant, want []wantSegment) {
 	t.Helper()
 	got := in.control.accepted(g.SessionID)
 	if len(got) != len(want) {
@@ -263,7 +263,7 @@ func (in *ingest) checkSegments(t *testing.T, g worker.Grant, want []wantSegment
 		}
 		// The object carries its report, for the control plane's S3 event
 		// reconciler to find when the notification is lost.
-		if md, ok := worker.SegmentReportFromMetadata(r.Key, info.Size, info.Metadata); !ok ||
+		if md, ok := mediaworker.SegmentReportFromMetadata(r.Key, info.Size, info.Metadata); !ok ||
 			!md.Start.Equal(r.Start) || !md.End.Equal(r.End) || md.DurationMS != r.DurationMS || md.Codec != r.Codec {
 			t.Errorf("segment %d: metadata %v reads as %+v (ok %v), want the report %+v", i, info.Metadata, md, ok, r)
 		}

@@ -1,4 +1,4 @@
-package worker_test
+package mediaworker_test
 
 import (
 	"testing"

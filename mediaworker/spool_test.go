@@ -1,4 +1,4 @@
-package worker_test
+package mediaworker_test
 
 import (
 	"bytes"
@@ -19,10 +19,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/opennvr/vms/apiclient"
+	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/store"
-	"github.com/opennvr/vms/worker"
 )
 
 // waitTimeout bounds every wait for something the worker does in the
@@ -40,33 +40,33 @@ type fakeControl struct {
 	segmentErr func(key string, attempt int) error
 
 	mu       sync.Mutex
-	grants   map[string]worker.Grant
-	calls    []string                          // "<method> <arg>" in call order
-	attempts map[string]int                    // Segment calls per key
-	reports  map[string][]worker.SegmentReport // accepted, per session
+	grants   map[string]mediaworker.Grant
+	calls    []string                               // "<method> <arg>" in call order
+	attempts map[string]int                         // Segment calls per key
+	reports  map[string][]mediaworker.SegmentReport // accepted, per session
 	changed  chan struct{}
 }
 
 func newFakeControl() *fakeControl {
 	return &fakeControl{
-		grants:   make(map[string]worker.Grant),
+		grants:   make(map[string]mediaworker.Grant),
 		attempts: make(map[string]int),
-		reports:  make(map[string][]worker.SegmentReport),
+		reports:  make(map[string][]mediaworker.SegmentReport),
 		changed:  make(chan struct{}, 1),
 	}
 }
 
 // grant issues token for a new session on a new channel.
-func (c *fakeControl) grant(token string) worker.Grant {
+func (c *fakeControl) grant(token string) mediaworker.Grant {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	g := worker.Grant{SessionID: uuid.NewString(), ChannelID: uuid.NewString(), Quality: "main"}
+	g := mediaworker.Grant{SessionID: uuid.NewString(), ChannelID: uuid.NewString(), Quality: "main"}
 	c.grants[token] = g
 	return g
 }
 
 // setGrant makes token answer with g.
-func (c *fakeControl) setGrant(token string, g worker.Grant) {
+func (c *fakeControl) setGrant(token string, g mediaworker.Grant) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.grants[token] = g
@@ -80,16 +80,16 @@ func (c *fakeControl) record(call string) {
 	}
 }
 
-func (c *fakeControl) Authorize(_ context.Context, token string) (worker.Grant, error) {
+func (c *fakeControl) Authorize(_ context.Context, token string) (mediaworker.Grant, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.record("authorize " + token)
 	if c.authorizeErr != nil {
-		return worker.Grant{}, c.authorizeErr
+		return mediaworker.Grant{}, c.authorizeErr
 	}
 	g, ok := c.grants[token]
 	if !ok {
-		return worker.Grant{}, &apiclient.Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "unknown stream token"}
+		return mediaworker.Grant{}, &apiclient.Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "unknown stream token"}
 	}
 	return g, nil
 }
@@ -101,7 +101,7 @@ func (c *fakeControl) Started(_ context.Context, sessionID string) error {
 	return nil
 }
 
-func (c *fakeControl) Segment(_ context.Context, sessionID string, r worker.SegmentReport) error {
+func (c *fakeControl) Segment(_ context.Context, sessionID string, r mediaworker.SegmentReport) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	attempt := c.attempts[r.Key]
@@ -158,7 +158,7 @@ func (c *fakeControl) segmentAttempts(key string) int {
 }
 
 // accepted returns the session's accepted segment reports, oldest first.
-func (c *fakeControl) accepted(sessionID string) []worker.SegmentReport {
+func (c *fakeControl) accepted(sessionID string) []mediaworker.SegmentReport {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rs := slices.Clone(c.reports[sessionID])
@@ -183,7 +183,7 @@ func (c *fakeControl) waitFor(t *testing.T, what string, cond func() bool) {
 // countingUploader wraps the real uploader: it fails the first failFirst
 // attempts for every key, as an S3 outage would, and counts what it does.
 type countingUploader struct {
-	next      worker.Uploader
+	next      mediaworker.Uploader
 	failFirst int
 
 	mu       sync.Mutex
@@ -191,7 +191,7 @@ type countingUploader struct {
 	uploads  map[string]int
 }
 
-func newCountingUploader(next worker.Uploader, failFirst int) *countingUploader {
+func newCountingUploader(next mediaworker.Uploader, failFirst int) *countingUploader {
 	return &countingUploader{next: next, failFirst: failFirst, attempts: make(map[string]int), uploads: make(map[string]int)}
 }
 
@@ -222,15 +222,15 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func newSpool(t *testing.T, dir string, up worker.Uploader, control worker.ControlPlane) *worker.Spool {
-	return &worker.Spool{
+func newSpool(t *testing.T, dir string, up mediaworker.Uploader, control mediaworker.ControlPlane) *mediaworker.Spool {
+	return &mediaworker.Spool{
 		Dir: dir, Uploader: up, Control: control, Logger: testLogger(t),
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 	}
 }
 
 // runSpool runs sp until the returned stop is called or the test ends.
-func runSpool(t *testing.T, sp *worker.Spool) (stop func()) {
+func runSpool(t *testing.T, sp *mediaworker.Spool) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -253,7 +253,7 @@ func runSpool(t *testing.T, sp *worker.Spool) (stop func()) {
 	return stop
 }
 
-func drain(t *testing.T, sp *worker.Spool) {
+func drain(t *testing.T, sp *mediaworker.Spool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
@@ -265,12 +265,12 @@ func drain(t *testing.T, sp *worker.Spool) {
 // spoolFile is one segment handed to a spool.
 type spoolFile struct {
 	session string
-	report  worker.SegmentReport
+	report  mediaworker.SegmentReport
 	data    []byte
 }
 
 // addSegments spools n fake segment files of one session, 30 s apart.
-func addSegments(t *testing.T, sp *worker.Spool, n int) []spoolFile {
+func addSegments(t *testing.T, sp *mediaworker.Spool, n int) []spoolFile {
 	t.Helper()
 	session, channel := uuid.New(), uuid.New()
 	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -282,7 +282,7 @@ func addSegments(t *testing.T, sp *worker.Spool, n int) []spoolFile {
 			t.Fatal(err)
 		}
 		s := start.Add(time.Duration(i) * 30 * time.Second)
-		r := worker.SegmentReport{
+		r := mediaworker.SegmentReport{
 			Key: store.RecordingKey(channel, session, s), Start: s, End: s.Add(30 * time.Second),
 			DurationMS: 30000, Size: int64(len(data)), Codec: "h264",
 		}
@@ -365,7 +365,7 @@ func TestSpoolDelivers(t *testing.T) {
 				}
 				return nil
 			}
-			up := newCountingUploader(worker.ObjectUploader{Objects: objects}, tc.failUploads)
+			up := newCountingUploader(mediaworker.ObjectUploader{Objects: objects}, tc.failUploads)
 			dir := t.TempDir()
 			sp := newSpool(t, dir, up, control)
 			runSpool(t, sp)
@@ -383,7 +383,7 @@ func TestSpoolDelivers(t *testing.T) {
 					t.Errorf("%s: reported %d times, want %d", key, n, tc.wantAttempts)
 				}
 			}
-			var want []worker.SegmentReport
+			var want []mediaworker.SegmentReport
 			if tc.wantRecording {
 				for _, s := range segs {
 					want = append(want, s.report)
@@ -402,7 +402,7 @@ func TestSpoolDelivers(t *testing.T) {
 func TestSpoolAddBeforeRun(t *testing.T) {
 	objects, _ := s3test.Start(t)
 	control := newFakeControl()
-	up := newCountingUploader(worker.ObjectUploader{Objects: objects}, 0)
+	up := newCountingUploader(mediaworker.ObjectUploader{Objects: objects}, 0)
 	dir := t.TempDir()
 	sp := newSpool(t, dir, up, control)
 
@@ -439,7 +439,7 @@ func TestSpoolResumesPreviousRun(t *testing.T) {
 	}
 
 	control := newFakeControl()
-	up := newCountingUploader(worker.ObjectUploader{Objects: objects}, 0)
+	up := newCountingUploader(mediaworker.ObjectUploader{Objects: objects}, 0)
 	sp := newSpool(t, dir, up, control)
 	runSpool(t, sp)
 	session := segs[0].session
@@ -452,7 +452,7 @@ func TestSpoolResumesPreviousRun(t *testing.T) {
 		}
 		assertObject(t, objects, s.report.Key, s.data)
 	}
-	var want []worker.SegmentReport
+	var want []mediaworker.SegmentReport
 	for _, s := range segs {
 		want = append(want, s.report)
 	}
@@ -472,7 +472,7 @@ func TestSpoolResumesUploadedSegment(t *testing.T) {
 	// First process: the upload works, the control plane is down.
 	down := newFakeControl()
 	down.segmentErr = func(string, int) error { return &apiclient.Error{Status: http.StatusBadGateway} }
-	firstUp := newCountingUploader(worker.ObjectUploader{Objects: objects}, 0)
+	firstUp := newCountingUploader(mediaworker.ObjectUploader{Objects: objects}, 0)
 	first := newSpool(t, dir, firstUp, down)
 	stopFirst := runSpool(t, first)
 	segs := addSegments(t, first, 2)
@@ -488,7 +488,7 @@ func TestSpoolResumesUploadedSegment(t *testing.T) {
 
 	// Second process: reports without uploading again.
 	control := newFakeControl()
-	up := newCountingUploader(worker.ObjectUploader{Objects: objects}, 0)
+	up := newCountingUploader(mediaworker.ObjectUploader{Objects: objects}, 0)
 	sp := newSpool(t, dir, up, control)
 	runSpool(t, sp)
 	session := segs[0].session
@@ -524,7 +524,7 @@ func TestSpoolDropsSegmentWithoutFile(t *testing.T) {
 	}
 
 	control := newFakeControl()
-	up := newCountingUploader(worker.ObjectUploader{Objects: objects}, 0)
+	up := newCountingUploader(mediaworker.ObjectUploader{Objects: objects}, 0)
 	sp := newSpool(t, dir, up, control)
 	runSpool(t, sp)
 	drain(t, sp)
