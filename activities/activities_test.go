@@ -16,6 +16,7 @@ import (
 
 	"github.com/opennvr/vms/activities"
 	"github.com/opennvr/vms/objectstore/s3test"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 	"github.com/opennvr/vms/workflows/contract"
@@ -61,7 +62,7 @@ func newWorld(t testing.TB, st *store.Store) *world {
 func (w *world) addRecording(t *testing.T, start time.Time, d time.Duration) *store.Recording {
 	t.Helper()
 	session := uuid.New()
-	r := &store.Recording{ChannelID: w.ch.ID, SessionID: session, Key: store.RecordingKey(w.ch.ID, session, start),
+	r := &store.Recording{ChannelID: w.ch.ID, SessionID: session, Key: recording.RecordingKey(w.ch.ID, session, start),
 		Start: start, End: start.Add(d), DurationMS: d.Milliseconds(), Size: 1000, Codec: "avc1"}
 	if _, err := w.st.AddRecording(context.Background(), r); err != nil {
 		t.Fatal(err)
@@ -288,7 +289,7 @@ func TestRecordSegment(t *testing.T) {
 		ctx := context.Background()
 		w := newWorld(t, st)
 		session := uuid.New()
-		seg := contract.SegmentReport{Key: store.RecordingKey(w.ch.ID, session, t0), Start: t0, End: t0.Add(30 * time.Second), Size: 4096, Codec: "avc1"}
+		seg := recording.SegmentReport{Key: recording.RecordingKey(w.ch.ID, session, t0), Start: t0, End: t0.Add(30 * time.Second), Size: 4096, Codec: "avc1"}
 		in := activities.RecordSegmentInput{SessionID: session.String(), ChannelID: w.ch.ID.String(), SegmentReport: seg}
 		first, err := w.acts.RecordSegment(ctx, in)
 		if err != nil {
@@ -352,7 +353,7 @@ func TestRecordLateSegment(t *testing.T) {
 		w := newWorld(t, st)
 		clip := w.newClip(t, t0, t0.Add(time.Hour))
 		session := uuid.New()
-		seg := contract.SegmentReport{Key: store.RecordingKey(w.ch.ID, session, t0), Start: t0, End: t0.Add(30 * time.Second), Size: 1}
+		seg := recording.SegmentReport{Key: recording.RecordingKey(w.ch.ID, session, t0), Start: t0, End: t0.Add(30 * time.Second), Size: 1}
 		for range 2 {
 			if err := w.acts.RecordLateSegment(ctx, session.String(), w.ch.ID.String(), seg); err != nil {
 				t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/opennvr/vms/media"
 	"github.com/opennvr/vms/objectstore"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 )
 
@@ -23,7 +24,7 @@ type AssembleResult struct {
 	Size            int64
 }
 
-// AssembleClip writes the clip as ONE MP4 object (store.ClipKey): the
+// AssembleClip writes the clip as ONE MP4 object (recording.ClipKey): the
 // recordings appended to it, joined with continuous timestamps and trimmed
 // to the clip's range on keyframe boundaries. It streams segment by segment
 // into a multipart upload, so memory stays at one part whatever the length.
@@ -62,7 +63,7 @@ func (a *Activities) AssembleClip(ctx context.Context, clipID string) (AssembleR
 			return rc, err
 		}})
 	}
-	key := store.ClipKey(clip.ChannelID, clip.ID)
+	key := recording.ClipKey(clip.ChannelID, clip.ID)
 	w, err := a.Objects.NewMultipartWriter(ctx, key, "video/mp4")
 	if err != nil {
 		return AssembleResult{}, err

@@ -17,6 +17,7 @@ import (
 	"github.com/opennvr/vms/activities"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 	"github.com/opennvr/vms/workflows/recordingtest"
@@ -66,7 +67,7 @@ func TestAssembleClip(t *testing.T) {
 				}
 
 				res, err := w.acts.AssembleClip(ctx, clip.ID.String())
-				key := store.ClipKey(w.ch.ID, clip.ID)
+				key := recording.ClipKey(w.ch.ID, clip.ID)
 				if tt.wantNoMedia {
 					wantPermanent(t, err, activities.ErrNoMedia)
 					if _, err := objects.Head(ctx, key); !errors.Is(err, objectstore.ErrNotFound) {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/opennvr/vms/recording"
 	"go.temporal.io/sdk/activity"
 )
 
@@ -86,8 +87,8 @@ func (a *Activities) PurgeChannelObjects(ctx context.Context, channelID string) 
 	total := 0
 	// Everything uploaded until now; far in the future covers clock skew.
 	before := time.Now().Add(24 * time.Hour)
-	for _, prefix := range []string{"recordings/", "clips/", "snapshots/"} {
-		n, err := a.Objects.DeletePrefixOlderThan(ctx, prefix+channelID+"/", before)
+	for _, prefix := range recording.ChannelPrefixes(channelID) {
+		n, err := a.Objects.DeletePrefixOlderThan(ctx, prefix, before)
 		total += n
 		if err != nil {
 			return total, err

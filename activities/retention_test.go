@@ -12,6 +12,7 @@ import (
 	"github.com/opennvr/vms/activities"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 )
@@ -41,7 +42,7 @@ func retentionChannel(t *testing.T, st *store.Store, objects *objectstore.Client
 	for _, a := range ago {
 		end := now.Add(-a)
 		session := uuid.New()
-		r := store.Recording{ChannelID: ch.ID, SessionID: session, Key: store.RecordingKey(ch.ID, session, end.Add(-30*time.Second)),
+		r := store.Recording{ChannelID: ch.ID, SessionID: session, Key: recording.RecordingKey(ch.ID, session, end.Add(-30*time.Second)),
 			Start: end.Add(-30 * time.Second), End: end, DurationMS: 30000, Size: 3, Codec: "avc1"}
 		if _, err := st.AddRecording(ctx, &r); err != nil {
 			t.Fatal(err)
@@ -65,7 +66,7 @@ func TestExpireRecordings(t *testing.T) {
 		chA, recsA := retentionChannel(t, st, objects, 7, now, 8*day, 7*day+time.Minute, 6*day)
 		// Channel B keeps 30 days: nothing expires.
 		_, recsB := retentionChannel(t, st, objects, 30, now, 8*day, 29*day)
-		clipKey := store.ClipKey(chA.ID, uuid.New())
+		clipKey := recording.ClipKey(chA.ID, uuid.New())
 		if err := objects.Put(ctx, clipKey, bytes.NewReader([]byte("clip")), 4, "video/mp4"); err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +126,7 @@ func TestPurgeChannelObjects(t *testing.T) {
 	now := time.Now().UTC()
 	ch, recs := retentionChannel(t, st, objects, 7, now, time.Hour, 2*time.Hour)
 	_, otherRecs := retentionChannel(t, st, objects, 7, now, time.Hour)
-	clipKey := store.ClipKey(ch.ID, uuid.New())
+	clipKey := recording.ClipKey(ch.ID, uuid.New())
 	if err := objects.Put(ctx, clipKey, bytes.NewReader([]byte("clip")), 4, "video/mp4"); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows/contract"
 )
@@ -82,7 +83,7 @@ func (a *Activities) SetSessionStatus(ctx context.Context, in SessionStatusInput
 type RecordSegmentInput struct {
 	SessionID string
 	ChannelID string
-	contract.SegmentReport
+	recording.SegmentReport
 }
 
 // RecordSegmentResult says which recording row holds the segment, and
@@ -179,7 +180,7 @@ func (a *Activities) NotifyClips(ctx context.Context, in NotifyClipsInput) (int,
 // RecordLateSegment records a segment whose stream workflow has already
 // ended (a late upload from a media worker's spool) and wakes the clips
 // waiting for it. The API calls it directly, outside any workflow.
-func (a *Activities) RecordLateSegment(ctx context.Context, sessionID, channelID string, seg contract.SegmentReport) error {
+func (a *Activities) RecordLateSegment(ctx context.Context, sessionID, channelID string, seg recording.SegmentReport) error {
 	res, err := a.RecordSegment(ctx, RecordSegmentInput{SessionID: sessionID, ChannelID: channelID, SegmentReport: seg})
 	if err != nil || !res.Created {
 		return err

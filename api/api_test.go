@@ -18,6 +18,7 @@ import (
 	"github.com/opennvr/vms/api"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 )
@@ -291,7 +292,7 @@ func TestRecordingsListedWithPresignedURLs(t *testing.T) {
 	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	for i := 0; i < 3; i++ {
 		start := base.Add(time.Duration(i) * 30 * time.Second)
-		r := &store.Recording{ChannelID: ch.ID, SessionID: ch.ID, Key: store.RecordingKey(ch.ID, ch.ID, start),
+		r := &store.Recording{ChannelID: ch.ID, SessionID: ch.ID, Key: recording.RecordingKey(ch.ID, ch.ID, start),
 			Start: start, End: start.Add(30 * time.Second), DurationMS: 30000, Size: 100, Codec: "h264"}
 		if _, err := st.AddRecording(context.Background(), r); err != nil {
 			t.Fatal(err)

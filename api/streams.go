@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/streamtoken"
 	"github.com/opennvr/vms/workflows"
@@ -34,7 +35,7 @@ var qualities = map[string]func(*store.Camera) string{
 // SegmentRecorder records a segment whose stream workflow has already ended
 // (a late upload from the media worker's spool), and wakes waiting clips.
 type SegmentRecorder interface {
-	RecordLateSegment(ctx context.Context, sessionID, channelID string, seg workflows.SegmentReport) error
+	RecordLateSegment(ctx context.Context, sessionID, channelID string, seg recording.SegmentReport) error
 }
 
 type tokenRequest struct {
@@ -170,7 +171,7 @@ func (s *Server) authorizeSession(c *gin.Context) {
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
-	var grant workflows.StreamGrant
+	var grant recording.Grant
 	if err == nil {
 		err = handle.Get(c.Request.Context(), &grant)
 	}
@@ -209,7 +210,7 @@ func (s *Server) sessionSignal(name string) gin.HandlerFunc {
 			return
 		}
 		var arg any
-		var seg workflows.SegmentReport
+		var seg recording.SegmentReport
 		if name == workflows.SignalSegment {
 			if !bindJSON(c, &seg) {
 				return

@@ -25,6 +25,7 @@ import (
 	"github.com/opennvr/vms/media"
 	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore/s3test"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 )
@@ -502,7 +503,7 @@ func runPublishLag(b *testing.B, e *env, control *mediaworker.APIClient, seg med
 			b.Fatal(err)
 		}
 		start := time.Now().Add(-seg.Duration).UTC().Truncate(time.Millisecond)
-		rep := mediaworker.SegmentReport{Key: store.RecordingKey(uuid.MustParse(s.channel), uuid.MustParse(s.id), start),
+		rep := recording.SegmentReport{Key: recording.RecordingKey(uuid.MustParse(s.channel), uuid.MustParse(s.id), start),
 			Start: start, End: start.Add(seg.Duration), DurationMS: seg.Duration.Milliseconds(), Size: seg.Size, Codec: seg.Codec}
 		mu.Lock()
 		pending[rep.Key] = time.Now()
@@ -566,7 +567,7 @@ func BenchmarkClipAssembly4Mbps(b *testing.B) {
 	sessionID := uuid.New()
 	for i := range 120 {
 		at := base.Add(time.Duration(i) * seg.Duration)
-		key := store.RecordingKey(ch.ID, sessionID, at)
+		key := recording.RecordingKey(ch.ID, sessionID, at)
 		f, err := os.Open(seg.Path)
 		if err != nil {
 			b.Fatal(err)

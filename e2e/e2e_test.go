@@ -82,7 +82,7 @@ func TestRecordAndClip(t *testing.T) {
 			ch := e.addChannel(t, camera{Protocol: src.protocol, URL: src.start(t)})
 			e.startAgent(t, ch, src.quality)
 
-			var recs []recording
+			var recs []recordingItem
 			waitFor(t, "two recordings", waitLong, func() bool {
 				recs = e.recordings(t, ch)
 				return len(recs) >= 2
@@ -126,7 +126,7 @@ func TestRecordAndClip(t *testing.T) {
 // checkRecordings checks the listed segments: one codec, media durations
 // matching their time spans, consecutive, and (for a camera with GOPs) cut
 // at the first keyframe after the target length.
-func checkRecordings(t *testing.T, src source, recs []recording) {
+func checkRecordings(t *testing.T, src source, recs []recordingItem) {
 	t.Helper()
 	for i, r := range recs {
 		if r.Codec != src.codec || r.Size <= 0 || r.URL == "" {

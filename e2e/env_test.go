@@ -222,8 +222,8 @@ func (e *env) startAgent(tb testing.TB, channelID, quality string) *agent.Manage
 	return m
 }
 
-// recording is an item of GET /v1/channels/{id}/recordings.
-type recording struct {
+// recordingItem is an item of GET /v1/channels/{id}/recordings.
+type recordingItem struct {
 	ID         string    `json:"id"`
 	Start      time.Time `json:"start"`
 	End        time.Time `json:"end"`
@@ -235,15 +235,15 @@ type recording struct {
 
 // recordings lists every recording of the channel in the last hour, oldest
 // first, following the cursor.
-func (e *env) recordings(tb testing.TB, channelID string) []recording {
+func (e *env) recordings(tb testing.TB, channelID string) []recordingItem {
 	tb.Helper()
 	q := url.Values{"from": {time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)},
 		"to": {time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, "limit": {"50"}}
-	var all []recording
+	var all []recordingItem
 	for {
 		var page struct {
-			Items      []recording `json:"items"`
-			NextCursor string      `json:"next_cursor"`
+			Items      []recordingItem `json:"items"`
+			NextCursor string          `json:"next_cursor"`
 		}
 		e.call(tb, http.MethodGet, "/v1/channels/"+channelID+"/recordings?"+q.Encode(), nil, http.StatusOK, &page)
 		all = append(all, page.Items...)
@@ -252,12 +252,12 @@ func (e *env) recordings(tb testing.TB, channelID string) []recording {
 		}
 		q.Set("cursor", page.NextCursor)
 	}
-	slices.SortFunc(all, func(a, b recording) int { return a.Start.Compare(b.Start) })
+	slices.SortFunc(all, func(a, b recordingItem) int { return a.Start.Compare(b.Start) })
 	return all
 }
 
 // hasKey tells whether a recording's presigned URL is for the object key.
-func (r recording) hasKey(key string) bool {
+func (r recordingItem) hasKey(key string) bool {
 	u, err := url.Parse(r.URL)
 	return err == nil && strings.HasSuffix(u.Path, "/"+key)
 }

@@ -61,7 +61,7 @@ func TestWorkerKilled(t *testing.T) {
 	restarted := time.Since(killedAt)
 	s3.start()
 
-	var recs []recording
+	var recs []recordingItem
 	waitFor(t, "the spooled segments and two new ones recorded", waitLong, func() bool {
 		recs = e.recordings(t, ch)
 		after := 0
@@ -118,7 +118,7 @@ func TestS3Outage(t *testing.T) {
 	back := time.Now()
 	t.Logf("S3 back after %s with %d segments in the spool", outage, len(waiting))
 
-	var recs []recording
+	var recs []recordingItem
 	waitFor(t, "the spool drained and recording on", waitLong+outage, func() bool {
 		recs = e.recordings(t, ch)
 		return recordedAll(recs, waiting) && len(recs) > 0 && recs[len(recs)-1].Start.After(back)
@@ -314,7 +314,7 @@ func spooledKeys(tb testing.TB, dir string) []string {
 }
 
 // recordedAll tells whether a recording exists for every key.
-func recordedAll(recs []recording, keys []string) bool {
+func recordedAll(recs []recordingItem, keys []string) bool {
 	for _, k := range keys {
 		found := false
 		for _, r := range recs {
@@ -331,7 +331,7 @@ func recordedAll(recs []recording, keys []string) bool {
 }
 
 // objectKey is the S3 key in a recording's presigned URL.
-func objectKey(t *testing.T, r recording) string {
+func objectKey(t *testing.T, r recordingItem) string {
 	t.Helper()
 	i := strings.Index(r.URL, "/recordings/")
 	if i < 0 {
@@ -349,7 +349,7 @@ func (g gap) String() string {
 
 // timelineGaps lists the holes between consecutive recordings (sorted by
 // start) wider than maxJoin.
-func timelineGaps(recs []recording) []gap {
+func timelineGaps(recs []recordingItem) []gap {
 	var out []gap
 	for i := 1; i < len(recs); i++ {
 		if recs[i].Start.Sub(recs[i-1].End) > maxJoin {

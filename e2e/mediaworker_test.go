@@ -24,6 +24,7 @@ import (
 	"github.com/opennvr/vms/apiclient"
 	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore"
+	"github.com/opennvr/vms/recording"
 )
 
 // envWorkerChild carries a workerConfig (JSON) to a media worker child.
@@ -97,12 +98,12 @@ func runWorker(ctx context.Context, cfg workerConfig, objects *objectstore.Clien
 // stubControl grants every stream a fresh session and accepts every report.
 type stubControl struct{}
 
-func (stubControl) Authorize(context.Context, string) (mediaworker.Grant, error) {
-	return mediaworker.Grant{SessionID: uuid.NewString(), ChannelID: uuid.NewString(), Quality: "high"}, nil
+func (stubControl) Authorize(context.Context, string) (recording.Grant, error) {
+	return recording.Grant{SessionID: uuid.NewString(), ChannelID: uuid.NewString(), Quality: "high"}, nil
 }
-func (stubControl) Started(context.Context, string) error                            { return nil }
-func (stubControl) Segment(context.Context, string, mediaworker.SegmentReport) error { return nil }
-func (stubControl) Stopped(context.Context, string) error                            { return nil }
+func (stubControl) Started(context.Context, string) error                          { return nil }
+func (stubControl) Segment(context.Context, string, recording.SegmentReport) error { return nil }
+func (stubControl) Stopped(context.Context, string) error                          { return nil }
 
 type discardUploader struct{}
 

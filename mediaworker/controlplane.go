@@ -2,34 +2,16 @@ package mediaworker
 
 import (
 	"context"
-	"time"
 
 	"github.com/opennvr/vms/apiclient"
+	"github.com/opennvr/vms/recording"
 )
-
-// Grant is what the control plane answers to an accepted stream token.
-type Grant struct {
-	SessionID      string `json:"session_id"`
-	ChannelID      string `json:"channel_id"`
-	Quality        string `json:"quality"`
-	SegmentSeconds int    `json:"segment_seconds"`
-}
-
-// SegmentReport tells the control plane a segment is stored in S3.
-type SegmentReport struct {
-	Key        string    `json:"key"`
-	Start      time.Time `json:"start"`
-	End        time.Time `json:"end"`
-	DurationMS int64     `json:"duration_ms"`
-	Size       int64     `json:"size"`
-	Codec      string    `json:"codec"`
-}
 
 // ControlPlane is what the media worker asks of the API.
 type ControlPlane interface {
-	Authorize(ctx context.Context, token string) (Grant, error)
+	Authorize(ctx context.Context, token string) (recording.Grant, error)
 	Started(ctx context.Context, sessionID string) error
-	Segment(ctx context.Context, sessionID string, r SegmentReport) error
+	Segment(ctx context.Context, sessionID string, r recording.SegmentReport) error
 	Stopped(ctx context.Context, sessionID string) error
 }
 
@@ -41,8 +23,8 @@ type APIClient struct {
 }
 
 // Authorize asks the API to accept a stream token.
-func (c *APIClient) Authorize(ctx context.Context, token string) (Grant, error) {
-	var g Grant
+func (c *APIClient) Authorize(ctx context.Context, token string) (recording.Grant, error) {
+	var g recording.Grant
 	err := c.API.Post(ctx, "/internal/v1/sessions/authorize", map[string]string{"token": token, "worker": c.Worker}, &g)
 	return g, err
 }
@@ -53,7 +35,7 @@ func (c *APIClient) Started(ctx context.Context, sessionID string) error {
 }
 
 // Segment reports an uploaded segment.
-func (c *APIClient) Segment(ctx context.Context, sessionID string, r SegmentReport) error {
+func (c *APIClient) Segment(ctx context.Context, sessionID string, r recording.SegmentReport) error {
 	return c.API.Post(ctx, "/internal/v1/sessions/"+sessionID+"/segments", r, nil)
 }
 

@@ -17,7 +17,7 @@ import (
 	"github.com/opennvr/vms/apiclient"
 	"github.com/opennvr/vms/media"
 	"github.com/opennvr/vms/objectstore"
-	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/recording"
 )
 
 // Server is the media worker's WebSocket ingest: one stream per connection,
@@ -122,7 +122,7 @@ type stream struct {
 	srv    *Server
 	conn   *websocket.Conn
 	log    *slog.Logger
-	grant  Grant
+	grant  recording.Grant
 	ending bool // flushing the last segment: no heartbeat
 }
 
@@ -231,8 +231,8 @@ func (st *stream) spool(s Segment) error {
 	if err != nil {
 		return err
 	}
-	r := SegmentReport{
-		Key: store.RecordingKey(channelID, sessionID, s.Start), Start: s.Start, End: s.End,
+	r := recording.SegmentReport{
+		Key: recording.RecordingKey(channelID, sessionID, s.Start), Start: s.Start, End: s.End,
 		DurationMS: s.Duration.Milliseconds(), Size: s.Size, Codec: s.Codec,
 	}
 	if err := st.srv.Spool.Add(s.Path, st.grant.SessionID, st.grant.ChannelID, r); err != nil {

@@ -27,7 +27,7 @@ import (
 	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
-	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/recording"
 )
 
 const demoSample = "../testdata/demo.h264"
@@ -236,7 +236,7 @@ type wantSegment struct {
 
 // checkSegments compares the session's recorded segments with want and
 // checks each stored object: reported size, and it decodes.
-func (in *ingest) checkSegments(t *testing.T, g mediaworker.Grant, want []wantSegment) {
+func (in *ingest) checkSegments(t *testing.T, g recording.Grant, want []wantSegment) {
 	t.Helper()
 	got := in.control.accepted(g.SessionID)
 	if len(got) != len(want) {
@@ -246,7 +246,7 @@ func (in *ingest) checkSegments(t *testing.T, g mediaworker.Grant, want []wantSe
 	for i, r := range got {
 		w := want[i]
 		start := wallStart.Add(w.start)
-		if key := store.RecordingKey(channel, session, start); r.Key != key {
+		if key := recording.RecordingKey(channel, session, start); r.Key != key {
 			t.Errorf("segment %d key = %s, want %s", i, r.Key, key)
 		}
 		if !r.Start.Equal(start) || !r.End.Equal(start.Add(w.dur)) || r.DurationMS != w.dur.Milliseconds() || r.Codec != media.CodecH264 {
@@ -263,7 +263,7 @@ func (in *ingest) checkSegments(t *testing.T, g mediaworker.Grant, want []wantSe
 		}
 		// The object carries its report, for the control plane's S3 event
 		// reconciler to find when the notification is lost.
-		if md, ok := mediaworker.SegmentReportFromMetadata(r.Key, info.Size, info.Metadata); !ok ||
+		if md, ok := recording.SegmentReportFromMetadata(r.Key, info.Size, info.Metadata); !ok ||
 			!md.Start.Equal(r.Start) || !md.End.Equal(r.End) || md.DurationMS != r.DurationMS || md.Codec != r.Codec {
 			t.Errorf("segment %d: metadata %v reads as %+v (ok %v), want the report %+v", i, info.Metadata, md, ok, r)
 		}

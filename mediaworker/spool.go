@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/opennvr/vms/apiclient"
+	"github.com/opennvr/vms/recording"
 )
 
 // Uploader stores a spooled file in S3, with metadata as the object's
@@ -25,9 +26,9 @@ type Uploader interface {
 // spooled is a segment waiting in the spool: the .mp4 beside a .json of
 // this. The .json is written last, so its presence means the pair is whole.
 type spooled struct {
-	SessionID string        `json:"session_id"`
-	ChannelID string        `json:"channel_id"`
-	Report    SegmentReport `json:"report"`
+	SessionID string                  `json:"session_id"`
+	ChannelID string                  `json:"channel_id"`
+	Report    recording.SegmentReport `json:"report"`
 	// Uploaded is set once the object is in S3, so a restart only re-notifies.
 	Uploaded bool `json:"uploaded"`
 
@@ -79,7 +80,7 @@ func (s *Spool) init() {
 }
 
 // Add moves a finished segment file into the spool and queues it.
-func (s *Spool) Add(segPath, sessionID, channelID string, r SegmentReport) error {
+func (s *Spool) Add(segPath, sessionID, channelID string, r recording.SegmentReport) error {
 	s.init()
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return err

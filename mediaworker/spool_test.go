@@ -22,7 +22,7 @@ import (
 	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
-	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/recording"
 )
 
 // waitTimeout bounds every wait for something the worker does in the
@@ -40,33 +40,33 @@ type fakeControl struct {
 	segmentErr func(key string, attempt int) error
 
 	mu       sync.Mutex
-	grants   map[string]mediaworker.Grant
-	calls    []string                               // "<method> <arg>" in call order
-	attempts map[string]int                         // Segment calls per key
-	reports  map[string][]mediaworker.SegmentReport // accepted, per session
+	grants   map[string]recording.Grant
+	calls    []string                             // "<method> <arg>" in call order
+	attempts map[string]int                       // Segment calls per key
+	reports  map[string][]recording.SegmentReport // accepted, per session
 	changed  chan struct{}
 }
 
 func newFakeControl() *fakeControl {
 	return &fakeControl{
-		grants:   make(map[string]mediaworker.Grant),
+		grants:   make(map[string]recording.Grant),
 		attempts: make(map[string]int),
-		reports:  make(map[string][]mediaworker.SegmentReport),
+		reports:  make(map[string][]recording.SegmentReport),
 		changed:  make(chan struct{}, 1),
 	}
 }
 
 // grant issues token for a new session on a new channel.
-func (c *fakeControl) grant(token string) mediaworker.Grant {
+func (c *fakeControl) grant(token string) recording.Grant {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	g := mediaworker.Grant{SessionID: uuid.NewString(), ChannelID: uuid.NewString(), Quality: "main"}
+	g := recording.Grant{SessionID: uuid.NewString(), ChannelID: uuid.NewString(), Quality: "main"}
 	c.grants[token] = g
 	return g
 }
 
 // setGrant makes token answer with g.
-func (c *fakeControl) setGrant(token string, g mediaworker.Grant) {
+func (c *fakeControl) setGrant(token string, g recording.Grant) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.grants[token] = g
@@ -80,16 +80,16 @@ func (c *fakeControl) record(call string) {
 	}
 }
 
-func (c *fakeControl) Authorize(_ context.Context, token string) (mediaworker.Grant, error) {
+func (c *fakeControl) Authorize(_ context.Context, token string) (recording.Grant, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.record("authorize " + token)
 	if c.authorizeErr != nil {
-		return mediaworker.Grant{}, c.authorizeErr
+		return recording.Grant{}, c.authorizeErr
 	}
 	g, ok := c.grants[token]
 	if !ok {
-		return mediaworker.Grant{}, &apiclient.Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "unknown stream token"}
+		return recording.Grant{}, &apiclient.Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "unknown stream token"}
 	}
 	return g, nil
 }
@@ -101,7 +101,7 @@ func (c *fakeControl) Started(_ context.Context, sessionID string) error {
 	return nil
 }
 
-func (c *fakeControl) Segment(_ context.Context, sessionID string, r mediaworker.SegmentReport) error {
+func (c *fakeControl) Segment(_ context.Context, sessionID string, r recording.SegmentReport) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	attempt := c.attempts[r.Key]
@@ -158,7 +158,7 @@ func (c *fakeControl) segmentAttempts(key string) int {
 }
 
 // accepted returns the session's accepted segment reports, oldest first.
-func (c *fakeControl) accepted(sessionID string) []mediaworker.SegmentReport {
+func (c *fakeControl) accepted(sessionID string) []recording.SegmentReport {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rs := slices.Clone(c.reports[sessionID])
@@ -265,7 +265,7 @@ func drain(t *testing.T, sp *mediaworker.Spool) {
 // spoolFile is one segment handed to a spool.
 type spoolFile struct {
 	session string
-	report  mediaworker.SegmentReport
+	report  recording.SegmentReport
 	data    []byte
 }
 
@@ -282,8 +282,8 @@ func addSegments(t *testing.T, sp *mediaworker.Spool, n int) []spoolFile {
 			t.Fatal(err)
 		}
 		s := start.Add(time.Duration(i) * 30 * time.Second)
-		r := mediaworker.SegmentReport{
-			Key: store.RecordingKey(channel, session, s), Start: s, End: s.Add(30 * time.Second),
+		r := recording.SegmentReport{
+			Key: recording.RecordingKey(channel, session, s), Start: s, End: s.Add(30 * time.Second),
 			DurationMS: 30000, Size: int64(len(data)), Codec: "h264",
 		}
 		if err := sp.Add(path, session.String(), channel.String(), r); err != nil {
@@ -383,7 +383,7 @@ func TestSpoolDelivers(t *testing.T) {
 					t.Errorf("%s: reported %d times, want %d", key, n, tc.wantAttempts)
 				}
 			}
-			var want []mediaworker.SegmentReport
+			var want []recording.SegmentReport
 			if tc.wantRecording {
 				for _, s := range segs {
 					want = append(want, s.report)
@@ -452,7 +452,7 @@ func TestSpoolResumesPreviousRun(t *testing.T) {
 		}
 		assertObject(t, objects, s.report.Key, s.data)
 	}
-	var want []mediaworker.SegmentReport
+	var want []recording.SegmentReport
 	for _, s := range segs {
 		want = append(want, s.report)
 	}

@@ -22,9 +22,9 @@ import (
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/reconcile"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
-	"github.com/opennvr/vms/workflows/contract"
 	"github.com/opennvr/vms/workflows/recordingtest"
 )
 
@@ -91,14 +91,14 @@ func newWorldOn(t *testing.T, kind string, objects *objectstore.Client) *world {
 // segment is a segment object as the media worker uploads it.
 type segment struct {
 	session uuid.UUID
-	report  mediaworker.SegmentReport
+	report  recording.SegmentReport
 }
 
 // newSegment describes a segment of the world's channel starting at start.
 func (w *world) newSegment(start time.Time) segment {
 	session := uuid.New()
-	return segment{session: session, report: mediaworker.SegmentReport{
-		Key:   store.RecordingKey(w.channel, session, start),
+	return segment{session: session, report: recording.SegmentReport{
+		Key:   recording.RecordingKey(w.channel, session, start),
 		Start: start, End: start.Add(segLen), DurationMS: segLen.Milliseconds(), Codec: "h264",
 	}}
 }
@@ -132,7 +132,7 @@ func (w *world) upload(t *testing.T, seg *segment, withMeta bool) {
 func (w *world) notify(t *testing.T, seg segment) *store.Recording {
 	t.Helper()
 	_, err := w.acts.RecordSegment(t.Context(), activities.RecordSegmentInput{
-		SessionID: seg.session.String(), ChannelID: w.channel.String(), SegmentReport: contract.SegmentReport(seg.report),
+		SessionID: seg.session.String(), ChannelID: w.channel.String(), SegmentReport: recording.SegmentReport(seg.report),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +190,7 @@ type countingRecorder struct {
 	failing bool
 }
 
-func (c *countingRecorder) RecordLateSegment(ctx context.Context, sessionID, channelID string, seg contract.SegmentReport) error {
+func (c *countingRecorder) RecordLateSegment(ctx context.Context, sessionID, channelID string, seg recording.SegmentReport) error {
 	c.mu.Lock()
 	c.calls++
 	failing := c.failing

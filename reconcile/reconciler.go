@@ -12,14 +12,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/opennvr/vms/activities"
 	"github.com/opennvr/vms/media"
-	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
-	"github.com/opennvr/vms/workflows/contract"
 )
 
 // DefaultGrace is a Grace that lets a healthy media worker's notification
@@ -28,7 +25,6 @@ import (
 const DefaultGrace = time.Minute
 
 const (
-	recordingsPrefix   = "recordings/"
 	defaultAttempts    = 3
 	defaultRetryDelay  = time.Second
 	maxReceiveBackoff  = 30 * time.Second
@@ -39,7 +35,7 @@ const (
 // Recorder records a segment idempotently on its key and wakes the clips
 // waiting for it; *activities.Activities implements it.
 type Recorder interface {
-	RecordLateSegment(ctx context.Context, sessionID, channelID string, seg contract.SegmentReport) error
+	RecordLateSegment(ctx context.Context, sessionID, channelID string, seg recording.SegmentReport) error
 }
 
 // Objects reads segment objects; *objectstore.Client implements it.
@@ -226,12 +222,12 @@ func (r *Reconciler) safeHandle(ctx context.Context, ev Event) (out Outcome, err
 // returns an error only for failures that may pass (database or S3
 // unavailable); everything ev itself is wrong about is an Outcome, logged.
 func (r *Reconciler) Handle(ctx context.Context, ev Event) (Outcome, error) {
-	if !strings.HasPrefix(ev.Name, objectCreatedEvent) || !strings.HasPrefix(ev.Key, recordingsPrefix) ||
+	if !strings.HasPrefix(ev.Name, objectCreatedEvent) || !strings.HasPrefix(ev.Key, recording.RecordingsPrefix) ||
 		r.Bucket != "" && ev.Bucket != r.Bucket {
 		return Ignored, nil
 	}
 	log := r.log().With("key", ev.Key)
-	channelID, sessionID, start, err := ParseRecordingKey(ev.Key)
+	channelID, sessionID, start, err := recording.ParseRecordingKey(ev.Key)
 	if err != nil {
 		log.Warn("reconcile: skipping object with a malformed recording key", "err", err)
 		return Invalid, nil
@@ -281,70 +277,31 @@ func (r *Reconciler) Handle(ctx context.Context, ev Event) (Outcome, error) {
 // describe builds the segment's report from the object: from the metadata
 // the media worker uploads it with, or, for an object without it, from the
 // media itself.
-func (r *Reconciler) describe(ctx context.Context, key string, start time.Time) (contract.SegmentReport, error) {
+func (r *Reconciler) describe(ctx context.Context, key string, start time.Time) (recording.SegmentReport, error) {
 	info, err := r.Objects.Head(ctx, key)
 	if err != nil {
-		return contract.SegmentReport{}, err
+		return recording.SegmentReport{}, err
 	}
 	// Metadata written for another key (an object copied or renamed) does
 	// not describe this one; the start in the key decides.
-	if rep, ok := mediaworker.SegmentReportFromMetadata(key, info.Size, info.Metadata); ok && store.UTCms(rep.Start).Equal(start) {
-		return contract.SegmentReport{Key: key, Start: start, End: rep.End, DurationMS: rep.DurationMS,
+	if rep, ok := recording.SegmentReportFromMetadata(key, info.Size, info.Metadata); ok && store.UTCms(rep.Start).Equal(start) {
+		return recording.SegmentReport{Key: key, Start: start, End: rep.End, DurationMS: rep.DurationMS,
 			Size: info.Size, Codec: rep.Codec}, nil
 	}
 	body, _, err := r.Objects.Get(ctx, key)
 	if err != nil {
-		return contract.SegmentReport{}, err
+		return recording.SegmentReport{}, err
 	}
 	defer body.Close()
 	probe, err := media.ProbeSegment(body)
 	if err != nil {
-		return contract.SegmentReport{}, fmt.Errorf("reconcile: read %s: %w", key, err)
+		return recording.SegmentReport{}, fmt.Errorf("reconcile: read %s: %w", key, err)
 	}
 	if probe.Duration <= 0 {
-		return contract.SegmentReport{}, fmt.Errorf("reconcile: read %s: %w: no media", key, media.ErrBadSegment)
+		return recording.SegmentReport{}, fmt.Errorf("reconcile: read %s: %w: no media", key, media.ErrBadSegment)
 	}
-	return contract.SegmentReport{Key: key, Start: start, End: start.Add(probe.Duration),
+	return recording.SegmentReport{Key: key, Start: start, End: start.Add(probe.Duration),
 		DurationMS: probe.Duration.Milliseconds(), Size: info.Size, Codec: probe.Codec}, nil
-}
-
-// ParseRecordingKey reads the channel, session and start out of a segment
-// key as store.RecordingKey writes it:
-// recordings/<channel>/<yyyy>/<mm>/<dd>/<start-ms>-<session>.mp4
-func ParseRecordingKey(key string) (channelID, sessionID uuid.UUID, start time.Time, err error) {
-	bad := func(why string) (uuid.UUID, uuid.UUID, time.Time, error) {
-		return uuid.Nil, uuid.Nil, time.Time{}, fmt.Errorf("recording key %q: %s", key, why)
-	}
-	parts := strings.Split(key, "/")
-	if len(parts) != 6 || parts[0]+"/" != recordingsPrefix {
-		return bad("want recordings/<channel>/<yyyy>/<mm>/<dd>/<start-ms>-<session>.mp4")
-	}
-	channelID, err = uuid.Parse(parts[1])
-	if err != nil {
-		return bad("bad channel id")
-	}
-	name, ok := strings.CutSuffix(parts[5], ".mp4")
-	if !ok {
-		return bad("not an .mp4")
-	}
-	ms, session, ok := strings.Cut(name, "-")
-	if !ok {
-		return bad("no session id")
-	}
-	msec, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil {
-		return bad("bad start")
-	}
-	if sessionID, err = uuid.Parse(session); err != nil {
-		return bad("bad session id")
-	}
-	start = time.UnixMilli(msec).UTC()
-	// Writing the key back catches everything else: date folders that do
-	// not match the start, non-canonical ids.
-	if store.RecordingKey(channelID, sessionID, start) != key {
-		return bad("not in canonical form")
-	}
-	return channelID, sessionID, start, nil
 }
 
 func (r *Reconciler) retryDelay() time.Duration {

@@ -14,6 +14,7 @@ import (
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/reconcile"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 )
@@ -78,7 +79,7 @@ func testHandle(t *testing.T, kind string) {
 		// A report claiming to be 10 s long, uploaded under a key starting
 		// a minute later (an object copied to another key).
 		copied.report.End = copied.report.Start.Add(10 * time.Second)
-		copied.report.Key = store.RecordingKey(w.channel, seg.session, t0.Add(time.Minute))
+		copied.report.Key = recording.RecordingKey(w.channel, seg.session, t0.Add(time.Minute))
 		w.upload(t, &copied, true)
 		if out, err := w.rec.Handle(ctx, created(copied.report.Key)); out != reconcile.Recorded || err != nil {
 			t.Fatalf("Handle = %s, %v; want recorded", out, err)
@@ -116,7 +117,7 @@ func testHandle(t *testing.T, kind string) {
 	if err := objects.Put(ctx, empty.report.Key, bytes.NewReader(nil), 0, "video/mp4"); err != nil {
 		t.Fatal(err)
 	}
-	otherChannel := store.RecordingKey(uuid.New(), uuid.New(), t0)
+	otherChannel := recording.RecordingKey(uuid.New(), uuid.New(), t0)
 	if err := objects.Put(ctx, otherChannel, bytes.NewReader([]byte("x")), 1, "video/mp4"); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 )
 
@@ -71,7 +72,7 @@ func newWorld(tb testing.TB, s *store.Store, name string, nvrID uuid.UUID) world
 func newRecording(channelID, sessionID uuid.UUID, start time.Time, d time.Duration) *store.Recording {
 	return &store.Recording{
 		ChannelID: channelID, SessionID: sessionID,
-		Key:   store.RecordingKey(channelID, sessionID, start),
+		Key:   recording.RecordingKey(channelID, sessionID, start),
 		Start: start, End: start.Add(d), DurationMS: d.Milliseconds(),
 		Size: 1 << 20, Codec: "avc1.64001f",
 	}

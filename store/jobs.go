@@ -6,17 +6,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/opennvr/vms/recording"
 )
-
-// ClipKey is the S3 key of a clip's assembled MP4.
-func ClipKey(channelID, clipID uuid.UUID) string {
-	return fmt.Sprintf("clips/%s/%s.mp4", channelID, clipID)
-}
-
-// SnapshotKey is the S3 key of a snapshot image.
-func SnapshotKey(channelID, snapshotID uuid.UUID) string {
-	return fmt.Sprintf("snapshots/%s/%s.jpg", channelID, snapshotID)
-}
 
 // CreateClip inserts a clip in progress.
 func (s *Store) CreateClip(ctx context.Context, c *Clip) error {
@@ -99,7 +90,7 @@ func (s *Store) ClipRecordings(ctx context.Context, clipID uuid.UUID) ([]Recordi
 func (s *Store) CreateSnapshot(ctx context.Context, sn *Snapshot) error {
 	sn.ID, sn.CreatedAt = newID(), now()
 	sn.UpdatedAt, sn.Status = sn.CreatedAt, SnapshotPending
-	sn.Key = SnapshotKey(sn.ChannelID, sn.ID)
+	sn.Key = recording.SnapshotKey(sn.ChannelID, sn.ID)
 	if _, err := s.DB.NewInsert().Model(sn).Exec(ctx); err != nil {
 		return fmt.Errorf("insert snapshot: %w", err)
 	}

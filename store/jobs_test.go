@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 )
@@ -103,7 +104,7 @@ func TestUpdateClip(t *testing.T) {
 
 		updates := []store.ClipUpdate{
 			{Status: store.ClipInProgress, Progress: 0.25},
-			{Status: store.ClipFinished, Progress: 1, ObjectKey: store.ClipKey(w.ch.ID, clip.ID)},
+			{Status: store.ClipFinished, Progress: 1, ObjectKey: recording.ClipKey(w.ch.ID, clip.ID)},
 			{Status: store.ClipFailed, Progress: 0.5, Error: "no recordings in range"},
 		}
 		for _, u := range updates {
@@ -143,7 +144,7 @@ func TestUpdateSnapshot(t *testing.T) {
 		nvr := newNVR(t, s, "nvr-1", 10, store.NVRActive)
 		w := newWorld(t, s, "acme", nvr.ID)
 		sn := newSnapshot(t, s, w)
-		if sn.Status != store.SnapshotPending || sn.Key != store.SnapshotKey(w.ch.ID, sn.ID) {
+		if sn.Status != store.SnapshotPending || sn.Key != recording.SnapshotKey(w.ch.ID, sn.ID) {
 			t.Errorf("new snapshot: status %q key %q", sn.Status, sn.Key)
 		}
 

@@ -10,14 +10,6 @@ import (
 	"github.com/google/uuid"
 )
 
-// RecordingKey is the S3 key of a segment:
-// recordings/<channel>/<yyyy>/<mm>/<dd>/<start-ms>-<session>.mp4
-func RecordingKey(channelID, sessionID uuid.UUID, start time.Time) string {
-	start = start.UTC()
-	return fmt.Sprintf("recordings/%s/%04d/%02d/%02d/%d-%s.mp4",
-		channelID, start.Year(), start.Month(), start.Day(), start.UnixMilli(), sessionID)
-}
-
 // AddRecording records a segment. It is idempotent on the S3 key: a
 // re-delivered notification returns the row stored the first time, with
 // created=false.

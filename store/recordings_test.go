@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 )
@@ -432,16 +433,16 @@ func TestObjectKeys(t *testing.T) {
 		got  string
 		want string
 	}{
-		{"recording", store.RecordingKey(ch, other, time.Date(2025, 3, 4, 5, 6, 7, 890_000_000, time.UTC)),
+		{"recording", recording.RecordingKey(ch, other, time.Date(2025, 3, 4, 5, 6, 7, 890_000_000, time.UTC)),
 			"recordings/0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b/2025/03/04/1741064767890-0195a1b2-c3d4-7e5f-8a9b-ffffffffffff.mp4"},
 		// The date folders are the UTC date, not the caller's local one.
-		{"recording, local start on another day", store.RecordingKey(ch, other,
+		{"recording, local start on another day", recording.RecordingKey(ch, other,
 			time.Date(2024, 12, 31, 23, 30, 0, 0, time.FixedZone("EST", -5*3600))),
 			"recordings/0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b/2025/01/01/1735705800000-0195a1b2-c3d4-7e5f-8a9b-ffffffffffff.mp4"},
-		{"recording, sub-ms start", store.RecordingKey(ch, other, time.Date(2025, 3, 4, 5, 6, 7, 890_999_999, time.UTC)),
+		{"recording, sub-ms start", recording.RecordingKey(ch, other, time.Date(2025, 3, 4, 5, 6, 7, 890_999_999, time.UTC)),
 			"recordings/0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b/2025/03/04/1741064767890-0195a1b2-c3d4-7e5f-8a9b-ffffffffffff.mp4"},
-		{"clip", store.ClipKey(ch, other), "clips/0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b/0195a1b2-c3d4-7e5f-8a9b-ffffffffffff.mp4"},
-		{"snapshot", store.SnapshotKey(ch, other), "snapshots/0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b/0195a1b2-c3d4-7e5f-8a9b-ffffffffffff.jpg"},
+		{"clip", recording.ClipKey(ch, other), "clips/0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b/0195a1b2-c3d4-7e5f-8a9b-ffffffffffff.mp4"},
+		{"snapshot", recording.SnapshotKey(ch, other), "snapshots/0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b/0195a1b2-c3d4-7e5f-8a9b-ffffffffffff.jpg"},
 	}
 	for _, tc := range cases {
 		if tc.got != tc.want {

@@ -20,6 +20,7 @@ import (
 	"github.com/opennvr/vms/activities"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 	"github.com/opennvr/vms/workflows"
@@ -72,9 +73,9 @@ func newWorldOn(tb testing.TB, st *store.Store) *world {
 }
 
 // segment is a recording of the world's channel from start for d.
-func (w *world) segment(sessionID uuid.UUID, start time.Time, d time.Duration) workflows.SegmentReport {
-	return workflows.SegmentReport{
-		Key: store.RecordingKey(w.ch.ID, sessionID, start), Start: start, End: start.Add(d),
+func (w *world) segment(sessionID uuid.UUID, start time.Time, d time.Duration) recording.SegmentReport {
+	return recording.SegmentReport{
+		Key: recording.RecordingKey(w.ch.ID, sessionID, start), Start: start, End: start.Add(d),
 		DurationMS: d.Milliseconds(), Size: 1 << 20, Codec: "avc1.64001f",
 	}
 }
@@ -82,7 +83,7 @@ func (w *world) segment(sessionID uuid.UUID, start time.Time, d time.Duration) w
 // upload puts a real segment of the report's length at its key, as the
 // media worker does before it reports a segment, and returns the report
 // with the segment's size and codec.
-func (w *world) upload(tb testing.TB, rep workflows.SegmentReport) workflows.SegmentReport {
+func (w *world) upload(tb testing.TB, rep recording.SegmentReport) recording.SegmentReport {
 	tb.Helper()
 	seg := recordingtest.Put(tb, w.objects, rep.Key, rep.End.Sub(rep.Start))
 	rep.Size, rep.Codec = int64(len(seg.Data)), seg.Codec
@@ -111,7 +112,7 @@ func (w *world) removeObjects(tb testing.TB, recs []*store.Recording) {
 // that the object is there.
 func (w *world) assertAssembled(tb testing.TB, c *store.Clip) {
 	tb.Helper()
-	if want := store.ClipKey(c.ChannelID, c.ID); c.ObjectKey != want {
+	if want := recording.ClipKey(c.ChannelID, c.ID); c.ObjectKey != want {
 		tb.Errorf("clip object key = %q, want %q", c.ObjectKey, want)
 		return
 	}

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/opennvr/vms/activities"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows"
 	"github.com/opennvr/vms/workflows/temporaltest"
@@ -71,7 +72,7 @@ func (cl *cluster) startClip(tb testing.TB, clip *store.Clip, grace time.Duratio
 }
 
 // authorize runs the authorize update-with-start the way the API does.
-func (cl *cluster) authorize(ctx context.Context, sessionID uuid.UUID, segmentLength time.Duration) (workflows.StreamGrant, error) {
+func (cl *cluster) authorize(ctx context.Context, sessionID uuid.UUID, segmentLength time.Duration) (recording.Grant, error) {
 	start := cl.c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID:                       workflows.StreamWorkflowID(sessionID.String()),
 		TaskQueue:                cl.tq,
@@ -89,7 +90,7 @@ func (cl *cluster) authorize(ctx context.Context, sessionID uuid.UUID, segmentLe
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
-	var grant workflows.StreamGrant
+	var grant recording.Grant
 	if err == nil {
 		err = handle.Get(ctx, &grant)
 	}

@@ -9,7 +9,10 @@
 // imports the activities; every name here is that definition, re-exported.
 package workflows
 
-import "github.com/opennvr/vms/workflows/contract"
+import (
+	"github.com/opennvr/vms/recording"
+	"github.com/opennvr/vms/workflows/contract"
+)
 
 // TaskQueue is the one task queue every workflow worker polls.
 const TaskQueue = contract.TaskQueue
@@ -51,8 +54,8 @@ type (
 	SegmentSignal    = contract.SegmentSignal
 	StreamInput      = contract.StreamInput
 	AuthorizeRequest = contract.AuthorizeRequest
-	StreamGrant      = contract.StreamGrant
-	SegmentReport    = contract.SegmentReport
+	StreamGrant      = recording.Grant
+	SegmentReport    = recording.SegmentReport
 	SnapshotInput    = contract.SnapshotInput
 )
 

@@ -14,6 +14,7 @@ import (
 	"github.com/opennvr/vms/activities"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 	"github.com/opennvr/vms/workflows"
@@ -43,7 +44,7 @@ func TestRetentionWorkflow(t *testing.T) {
 	var recs []store.Recording
 	for _, end := range []time.Time{now.Add(-50 * time.Hour), now.Add(-time.Hour)} {
 		r := store.Recording{ChannelID: ch.ID, SessionID: uuid.New(), Start: end.Add(-30 * time.Second), End: end, Codec: "avc1"}
-		r.Key = store.RecordingKey(ch.ID, r.SessionID, r.Start)
+		r.Key = recording.RecordingKey(ch.ID, r.SessionID, r.Start)
 		if _, err := st.AddRecording(ctx, &r); err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +53,7 @@ func TestRetentionWorkflow(t *testing.T) {
 		}
 		recs = append(recs, r)
 	}
-	clipKey := store.ClipKey(ch.ID, uuid.New())
+	clipKey := recording.ClipKey(ch.ID, uuid.New())
 	if err := objects.Put(ctx, clipKey, bytes.NewReader([]byte("clip")), 4, "video/mp4"); err != nil {
 		t.Fatal(err)
 	}

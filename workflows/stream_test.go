@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/opennvr/vms/activities"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows"
 )
@@ -37,13 +38,13 @@ func (s *session) input(segmentLength time.Duration) workflows.StreamInput {
 
 // authorize runs the authorize update at workflow time at; the outcome
 // lands in *grant and *err.
-func (s *session) authorize(at time.Duration, grant *workflows.StreamGrant, err *error) {
+func (s *session) authorize(at time.Duration, grant *recording.Grant, err *error) {
 	s.env.RegisterDelayedCallback(func() {
 		s.env.UpdateWorkflow(workflows.UpdateAuthorize, uuid.NewString(), &testsuite.TestUpdateCallback{
 			OnReject: func(e error) { *err = e },
 			OnComplete: func(v any, e error) {
 				*err = e
-				if g, ok := v.(workflows.StreamGrant); ok {
+				if g, ok := v.(recording.Grant); ok {
 					*grant = g
 				}
 			},
@@ -77,7 +78,7 @@ func (s *session) mustComplete(t *testing.T) {
 func TestStreamAuthorizeOnce(t *testing.T) {
 	w := newWorld(t)
 	s := newSession(t, w)
-	var grant, grant2 workflows.StreamGrant
+	var grant, grant2 recording.Grant
 	var err1, err2, err3 error
 	s.authorize(0, &grant, &err1)
 	s.authorize(time.Second, &grant2, &err2)
@@ -87,7 +88,7 @@ func TestStreamAuthorizeOnce(t *testing.T) {
 	s.env.ExecuteWorkflow(workflows.StreamSessionWorkflow, s.input(30*time.Second))
 	s.mustComplete(t)
 
-	want := workflows.StreamGrant{SessionID: s.id.String(), ChannelID: w.ch.ID.String(), Quality: "high", SegmentSeconds: 30}
+	want := recording.Grant{SessionID: s.id.String(), ChannelID: w.ch.ID.String(), Quality: "high", SegmentSeconds: 30}
 	if err1 != nil || grant != want {
 		t.Errorf("first authorize = %+v, %v; want %+v", grant, err1, want)
 	}
@@ -108,7 +109,7 @@ func TestStreamChannelInactiveRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newSession(t, w)
-	var grant workflows.StreamGrant
+	var grant recording.Grant
 	var err1, err2 error
 	s.authorize(0, &grant, &err1)
 	s.authorize(time.Second, &grant, &err2)
@@ -133,7 +134,7 @@ func TestStreamDuplicateSegment(t *testing.T) {
 	w := newWorld(t)
 	clip := w.newClip(t, t0, t0.Add(time.Hour))
 	s := newSession(t, w)
-	var grant workflows.StreamGrant
+	var grant recording.Grant
 	var err error
 	seg := w.segment(s.id, t0, 30*time.Second)
 	s.authorize(0, &grant, &err)
@@ -173,7 +174,7 @@ func TestStreamLost(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
 			s := newSession(t, w)
-			var grant workflows.StreamGrant
+			var grant recording.Grant
 			var err error
 			s.authorize(0, &grant, &err)
 			if tt.started {
@@ -204,7 +205,7 @@ func TestStreamLost(t *testing.T) {
 func TestStreamStoppedEnds(t *testing.T) {
 	w := newWorld(t)
 	s := newSession(t, w)
-	var grant workflows.StreamGrant
+	var grant recording.Grant
 	var err error
 	s.authorize(0, &grant, &err)
 	s.signal(time.Second, workflows.SignalStarted, nil)
@@ -243,7 +244,7 @@ func TestStreamNeverAuthorized(t *testing.T) {
 func TestStreamContinuesAsNew(t *testing.T) {
 	w := newWorld(t)
 	s := newSession(t, w)
-	var grant workflows.StreamGrant
+	var grant recording.Grant
 	var err error
 	s.authorize(0, &grant, &err)
 	s.signal(time.Second, workflows.SignalStarted, nil)

@@ -108,26 +108,6 @@ type AuthorizeRequest struct {
 	Worker string // the media worker asking
 }
 
-// StreamGrant is the authorize update's result: what the media worker needs
-// to accept the stream.
-type StreamGrant struct {
-	SessionID      string `json:"session_id"`
-	ChannelID      string `json:"channel_id"`
-	Quality        string `json:"quality"`
-	SegmentSeconds int    `json:"segment_seconds"`
-}
-
-// SegmentReport is the segment signal a media worker's upload causes on a
-// stream workflow.
-type SegmentReport struct {
-	Key        string    `json:"key"`
-	Start      time.Time `json:"start"`
-	End        time.Time `json:"end"`
-	DurationMS int64     `json:"duration_ms"`
-	Size       int64     `json:"size"`
-	Codec      string    `json:"codec"`
-}
-
 // SnapshotInput starts a SnapshotWorkflow.
 type SnapshotInput struct {
 	SnapshotID string

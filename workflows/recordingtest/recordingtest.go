@@ -1,7 +1,7 @@
 // Package recordingtest gives tests real recordings: fMP4 segment files cut
 // by the media worker's Segmenter from the demo camera's stream
 // (testdata/demo.h264: 640x360, 25 fps, a keyframe every 2 s), uploaded to
-// S3 under store.RecordingKey and stored as recording rows, so that clip
+// S3 under recording.RecordingKey and stored as recording rows, so that clip
 // assembly has media to join.
 //
 // A segment's bytes depend only on its length: the wall time of its first
@@ -26,6 +26,7 @@ import (
 	"github.com/opennvr/vms/media"
 	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 )
 
@@ -162,7 +163,7 @@ func Put(tb testing.TB, objects *objectstore.Client, key string, d time.Duration
 }
 
 // Add records n back-to-back segments of length d of one new session of
-// the channel, from start: each uploaded under store.RecordingKey and
+// the channel, from start: each uploaded under recording.RecordingKey and
 // stored as a recording row.
 func Add(tb testing.TB, st *store.Store, objects *objectstore.Client, channelID uuid.UUID, start time.Time, n int, d time.Duration) []*store.Recording {
 	tb.Helper()
@@ -170,7 +171,7 @@ func Add(tb testing.TB, st *store.Store, objects *objectstore.Client, channelID 
 	out := make([]*store.Recording, n)
 	for i := range n {
 		at := start.Add(time.Duration(i) * d)
-		key := store.RecordingKey(channelID, session, at)
+		key := recording.RecordingKey(channelID, session, at)
 		seg := Put(tb, objects, key, d)
 		r := &store.Recording{ChannelID: channelID, SessionID: session, Key: key, Start: at, End: at.Add(d),
 			DurationMS: d.Milliseconds(), Size: int64(len(seg.Data)), Codec: seg.Codec}
