@@ -161,7 +161,7 @@ func TestAppendClipRecordings(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Progress != 65.0/180 || got.Status != store.ClipInProgress {
+		if got.Progress != 65.0/180 || got.Status != contract.ClipInProgress {
 			t.Errorf("clip row = %s progress %v, want in_progress %v", got.Status, got.Progress, 65.0/180)
 		}
 
@@ -222,12 +222,12 @@ func TestSetClipStatus(t *testing.T) {
 		ctx := context.Background()
 		w := newWorld(t, st)
 		clip := w.newClip(t, t0, t0.Add(time.Minute))
-		in := activities.ClipStatusInput{ClipID: clip.ID.String(), Status: store.ClipFinished, Progress: 0.75, ObjectKey: "clips/x.mp4"}
+		in := activities.ClipStatusInput{ClipID: clip.ID.String(), Status: contract.ClipFinished, Progress: 0.75, ObjectKey: "clips/x.mp4"}
 		if err := w.acts.SetClipStatus(ctx, in); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := st.ClipByID(ctx, clip.ID)
-		if got.Status != store.ClipFinished || got.Progress != 0.75 || got.ObjectKey != "clips/x.mp4" {
+		if got.Status != contract.ClipFinished || got.Progress != 0.75 || got.ObjectKey != "clips/x.mp4" {
 			t.Errorf("clip = %+v", got)
 		}
 		in.ClipID = uuid.NewString()
@@ -262,7 +262,7 @@ func TestSessionLifecycle(t *testing.T) {
 		for _, step := range []struct {
 			status string
 			at     time.Time
-		}{{store.SessionLive, t0}, {store.SessionEnded, t0.Add(time.Minute)}} {
+		}{{contract.SessionLive, t0}, {contract.SessionEnded, t0.Add(time.Minute)}} {
 			if err := w.acts.SetSessionStatus(ctx, activities.SessionStatusInput{SessionID: id.String(), Status: step.status, At: step.at}); err != nil {
 				t.Fatal(err)
 			}
@@ -271,11 +271,11 @@ func TestSessionLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ss.Status != store.SessionEnded || ss.Quality != "low" || ss.Worker != "nvr-1" ||
+		if ss.Status != contract.SessionEnded || ss.Quality != "low" || ss.Worker != "nvr-1" ||
 			ss.StartedAt == nil || !ss.StartedAt.Equal(t0) || ss.EndedAt == nil || !ss.EndedAt.Equal(t0.Add(time.Minute)) {
 			t.Errorf("session = %+v", ss)
 		}
-		err = w.acts.SetSessionStatus(ctx, activities.SessionStatusInput{SessionID: uuid.NewString(), Status: store.SessionLost, At: t0})
+		err = w.acts.SetSessionStatus(ctx, activities.SessionStatusInput{SessionID: uuid.NewString(), Status: contract.SessionLost, At: t0})
 		wantPermanent(t, err, activities.ErrSessionDeleted)
 
 		w.deleteChannel(t)
@@ -329,7 +329,7 @@ func TestNotifyClips(t *testing.T) {
 		before := w.newClip(t, t0.Add(-time.Hour), t0.Add(-time.Minute)) // the stream has passed it
 		after := w.newClip(t, t0.Add(time.Minute), t0.Add(time.Hour))    // not reached yet
 		finished := w.newClip(t, t0, t0.Add(time.Hour))
-		if err := st.UpdateClip(ctx, finished.ID, store.ClipUpdate{Status: store.ClipFinished}); err != nil {
+		if err := st.UpdateClip(ctx, finished.ID, store.ClipUpdate{Status: contract.ClipFinished}); err != nil {
 			t.Fatal(err)
 		}
 		gone := w.newClip(t, t0, t0.Add(time.Minute)) // row lags, workflow done
@@ -390,7 +390,7 @@ func TestVerifySnapshot(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			sn := &store.Snapshot{AccountID: w.acct.ID, ChannelID: w.ch.ID, Source: store.SnapshotClient}
+			sn := &store.Snapshot{AccountID: w.acct.ID, ChannelID: w.ch.ID, Source: contract.SnapshotClient}
 			if err := st.CreateSnapshot(ctx, sn); err != nil {
 				t.Fatal(err)
 			}
@@ -421,7 +421,7 @@ func TestPresignSnapshotPutAndStatus(t *testing.T) {
 		w := newWorld(t, st)
 		objects, _ := s3test.Start(t)
 		w.acts.Objects = objects
-		sn := &store.Snapshot{AccountID: w.acct.ID, ChannelID: w.ch.ID, Source: store.SnapshotClient}
+		sn := &store.Snapshot{AccountID: w.acct.ID, ChannelID: w.ch.ID, Source: contract.SnapshotClient}
 		if err := st.CreateSnapshot(ctx, sn); err != nil {
 			t.Fatal(err)
 		}
@@ -444,12 +444,12 @@ func TestPresignSnapshotPutAndStatus(t *testing.T) {
 		if err != nil || !check.OK {
 			t.Fatalf("check = %+v, %v", check, err)
 		}
-		in := activities.SnapshotStatusInput{SnapshotID: sn.ID.String(), Status: store.SnapshotReady, ContentType: check.ContentType, Size: check.Size}
+		in := activities.SnapshotStatusInput{SnapshotID: sn.ID.String(), Status: contract.SnapshotReady, ContentType: check.ContentType, Size: check.Size}
 		if err := w.acts.SetSnapshotStatus(ctx, in); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := st.SnapshotByID(ctx, sn.ID)
-		if got.Status != store.SnapshotReady || got.ContentType != "image/jpeg" || got.Size != 7 {
+		if got.Status != contract.SnapshotReady || got.ContentType != "image/jpeg" || got.Size != 7 {
 			t.Errorf("snapshot = %+v", got)
 		}
 		in.SnapshotID = uuid.NewString()

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 // appendBatch bounds one insert of clip segment links (SQLite and PostgreSQL
@@ -157,7 +158,7 @@ func (a *Activities) firstRecordingFrom(ctx context.Context, channelID uuid.UUID
 func (a *Activities) storeClipProgress(ctx context.Context, clipID uuid.UUID, progress float64) error {
 	_, err := a.Store.DB.NewUpdate().Model((*store.Clip)(nil)).
 		Set("progress = ?", progress).Set("updated_at = ?", store.UTCms(time.Now())).
-		Where("id = ?", clipID).Where("status = ?", store.ClipInProgress).Exec(ctx)
+		Where("id = ?", clipID).Where("status = ?", contract.ClipInProgress).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("store clip progress: %w", err)
 	}
@@ -167,7 +168,7 @@ func (a *Activities) storeClipProgress(ctx context.Context, clipID uuid.UUID, pr
 // ClipStatusInput is the outcome a clip workflow writes back.
 type ClipStatusInput struct {
 	ClipID    string
-	Status    string // store.ClipInProgress, ClipFinished or ClipFailed
+	Status    string // contract.ClipInProgress, ClipFinished or ClipFailed
 	Progress  float64
 	ObjectKey string
 	Error     string

@@ -101,7 +101,7 @@ func (a *Activities) VerifySnapshot(ctx context.Context, snapshotID string) (Sna
 // SnapshotStatusInput is the outcome a snapshot workflow writes back.
 type SnapshotStatusInput struct {
 	SnapshotID  string
-	Status      string // store.SnapshotReady, SnapshotFailed or SnapshotExpired
+	Status      string // contract.SnapshotReady, SnapshotFailed or SnapshotExpired
 	ContentType string
 	Size        int64
 	Error       string

@@ -62,7 +62,7 @@ func (a *Activities) CreateSession(ctx context.Context, in CreateSessionInput) e
 // SessionStatusInput moves a session to Status at At.
 type SessionStatusInput struct {
 	SessionID string
-	Status    string // store.SessionLive, SessionEnded or SessionLost
+	Status    string // contract.SessionLive, SessionEnded or SessionLost
 	At        time.Time
 }
 
@@ -153,7 +153,7 @@ func (a *Activities) NotifyClips(ctx context.Context, in NotifyClipsInput) (int,
 	// Activity-local query; clips_channel_status_idx serves it.
 	var ids []uuid.UUID
 	err = a.Store.DB.NewSelect().Model((*store.Clip)(nil)).Column("id").
-		Where("channel_id = ?", cid).Where("status = ?", store.ClipInProgress).
+		Where("channel_id = ?", cid).Where("status = ?", contract.ClipInProgress).
 		Where("start_time < ?", store.UTCms(in.Segment.End)).
 		Order("id").Scan(ctx, &ids)
 	if err != nil {

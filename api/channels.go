@@ -13,6 +13,7 @@ import (
 
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 const (
@@ -186,7 +187,7 @@ func (s *Server) deleteChannel(c *gin.Context) {
 	// The rows went with the channel; its objects go in the background.
 	if s.opts.Temporal != nil {
 		_, err := s.opts.Temporal.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
-			ID: workflows.PurgeChannelWorkflowID(id.String()), TaskQueue: s.opts.TaskQueue,
+			ID: contract.PurgeChannelWorkflowID(id.String()), TaskQueue: s.opts.TaskQueue,
 		}, workflows.PurgeChannelWorkflow, id.String())
 		if err != nil {
 			s.logWarn(c, "could not start purging the deleted channel's objects", err)

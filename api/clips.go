@@ -13,6 +13,7 @@ import (
 
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 // requireTemporal answers 503 when the server runs without a Temporal client.
@@ -79,20 +80,20 @@ func (s *Server) createClip(c *gin.Context) {
 		return
 	}
 	_, err := s.opts.Temporal.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
-		ID:        workflows.ClipWorkflowID(clip.ID.String()),
+		ID:        contract.ClipWorkflowID(clip.ID.String()),
 		TaskQueue: s.opts.TaskQueue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.ChannelIDKey.ValueSet(ch.ID.String()),
-			workflows.ClipStatusKey.ValueSet(store.ClipInProgress),
+			contract.ChannelIDKey.ValueSet(ch.ID.String()),
+			contract.ClipStatusKey.ValueSet(contract.ClipInProgress),
 		),
-	}, workflows.ClipWorkflow, workflows.ClipInput{
+	}, workflows.ClipWorkflow, contract.ClipInput{
 		ClipID: clip.ID.String(), ChannelID: ch.ID.String(),
 		Start: clip.Start, End: clip.End, Grace: s.opts.ClipGrace,
 	})
 	if err != nil {
 		// The row is useless without its workflow: mark it so the client
 		// sees why, rather than a clip in progress forever.
-		_ = s.opts.Store.UpdateClip(c.Request.Context(), clip.ID, store.ClipUpdate{Status: store.ClipFailed, Error: "could not start the clip job"})
+		_ = s.opts.Store.UpdateClip(c.Request.Context(), clip.ID, store.ClipUpdate{Status: contract.ClipFailed, Error: "could not start the clip job"})
 		failErr(c, "clip workflow", err)
 		return
 	}
@@ -112,10 +113,10 @@ func (s *Server) getClip(c *gin.Context) {
 	}
 	view := clipView{ID: clip.ID, ChannelID: clip.ChannelID, Start: clip.Start, End: clip.End, Status: clip.Status,
 		Progress: clip.Progress, Error: clip.Error, CreatedAt: clip.CreatedAt, UpdatedAt: clip.UpdatedAt}
-	if clip.Status == store.ClipInProgress {
+	if clip.Status == contract.ClipInProgress {
 		// The workflow knows the progress before the row does.
-		if v, err := s.opts.Temporal.QueryWorkflow(c.Request.Context(), workflows.ClipWorkflowID(clip.ID.String()), "", workflows.QueryProgress); err == nil {
-			var p workflows.ClipProgress
+		if v, err := s.opts.Temporal.QueryWorkflow(c.Request.Context(), contract.ClipWorkflowID(clip.ID.String()), "", contract.QueryProgress); err == nil {
+			var p contract.ClipProgress
 			if v.Get(&p) == nil && p.RequestedSeconds > 0 {
 				view.Progress = p.CoveredSeconds / p.RequestedSeconds
 			}
@@ -137,7 +138,7 @@ func (s *Server) getClip(c *gin.Context) {
 		}
 		view.Segments[i] = clipSegmentView{ID: r.ID, Start: r.Start, End: r.End, URL: u}
 	}
-	if clip.Status == store.ClipFinished && clip.ObjectKey != "" {
+	if clip.Status == contract.ClipFinished && clip.ObjectKey != "" {
 		if view.URL, err = s.opts.Objects.PresignGet(c.Request.Context(), clip.ObjectKey, s.opts.PresignExpiry); err != nil {
 			failErr(c, "clip URL", err)
 			return

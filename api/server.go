@@ -21,7 +21,7 @@ import (
 	"github.com/opennvr/vms/control"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/streamtoken"
-	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 //go:embed openapi.yaml
@@ -40,7 +40,7 @@ type Options struct {
 	// Temporal starts and signals the workflows; nil serves only the calls
 	// that need none (then the others answer 503).
 	Temporal client.Client
-	// TaskQueue is where workflows are started (default workflows.TaskQueue;
+	// TaskQueue is where workflows are started (default contract.TaskQueue;
 	// tests sharing one dev server give each its own).
 	TaskQueue string
 	Tokens    *streamtoken.Signer
@@ -83,7 +83,7 @@ func New(o Options) *Server {
 		o.SegmentLength = 30 * time.Second
 	}
 	if o.TaskQueue == "" {
-		o.TaskQueue = workflows.TaskQueue
+		o.TaskQueue = contract.TaskQueue
 	}
 	if o.ClipGrace == 0 {
 		o.ClipGrace = 2 * time.Minute
@@ -157,9 +157,9 @@ func (s *Server) Handler() http.Handler {
 	workers := internal.Group("", s.authWorker)
 	workers.POST("/nvrs/register", s.registerNVR)
 	workers.POST("/sessions/authorize", s.authorizeSession)
-	workers.POST("/sessions/:id/started", s.sessionSignal(workflows.SignalStarted))
-	workers.POST("/sessions/:id/segments", s.sessionSignal(workflows.SignalSegment))
-	workers.POST("/sessions/:id/stopped", s.sessionSignal(workflows.SignalStopped))
+	workers.POST("/sessions/:id/started", s.sessionSignal(contract.SignalStarted))
+	workers.POST("/sessions/:id/segments", s.sessionSignal(contract.SignalSegment))
+	workers.POST("/sessions/:id/stopped", s.sessionSignal(contract.SignalStopped))
 	agents := internal.Group("/agent", s.authAgent)
 	agents.POST("/resolve", s.resolveStream)
 	agents.POST("/stream-tokens", s.agentStreamToken)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 type snapshotRequest struct {
@@ -45,12 +46,12 @@ func (s *Server) createSnapshot(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
-	if req.Source != store.SnapshotClient && req.Source != store.SnapshotAgent {
+	if req.Source != contract.SnapshotClient && req.Source != contract.SnapshotAgent {
 		invalid(c, `source must be "client" or "agent"`)
 		return
 	}
 	var cam *store.Camera
-	if req.Source == store.SnapshotAgent {
+	if req.Source == contract.SnapshotAgent {
 		var err error
 		if cam, err = s.opts.Store.GetCamera(c.Request.Context(), ch.AccountID, ch.CameraID); err != nil {
 			failErr(c, "camera", err)
@@ -71,18 +72,18 @@ func (s *Server) createSnapshot(c *gin.Context) {
 		return
 	}
 	start := client.StartWorkflowOptions{
-		ID:                       workflows.SnapshotWorkflowID(sn.ID.String()),
+		ID:                       contract.SnapshotWorkflowID(sn.ID.String()),
 		TaskQueue:                s.opts.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.ChannelIDKey.ValueSet(ch.ID.String()),
-			workflows.SnapshotStatusKey.ValueSet(store.SnapshotPending),
+			contract.ChannelIDKey.ValueSet(ch.ID.String()),
+			contract.SnapshotStatusKey.ValueSet(contract.SnapshotPending),
 		),
 	}
-	in := workflows.SnapshotInput{SnapshotID: sn.ID.String(), ChannelID: ch.ID.String(), Source: sn.Source,
+	in := contract.SnapshotInput{SnapshotID: sn.ID.String(), ChannelID: ch.ID.String(), Source: sn.Source,
 		Key: sn.Key, URLExpiry: s.opts.PresignExpiry}
 	view := viewSnapshot(sn)
-	if sn.Source == store.SnapshotAgent {
+	if sn.Source == contract.SnapshotAgent {
 		in.AgentID, in.CameraID = cam.AgentID.String(), cam.ID.String()
 		if _, err := s.opts.Temporal.ExecuteWorkflow(c.Request.Context(), start, workflows.SnapshotWorkflow, in); err != nil {
 			failErr(c, "snapshot workflow", err)
@@ -96,7 +97,7 @@ func (s *Server) createSnapshot(c *gin.Context) {
 	handle, err := s.opts.Temporal.UpdateWithStartWorkflow(c.Request.Context(), client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: s.opts.Temporal.NewWithStartWorkflowOperation(start, workflows.SnapshotWorkflow, in),
 		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   workflows.UpdateUploadURL,
+			UpdateName:   contract.UpdateUploadURL,
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
@@ -120,15 +121,15 @@ func (s *Server) completeSnapshot(c *gin.Context) {
 		failErr(c, "snapshot", err)
 		return
 	}
-	if sn.Source != store.SnapshotClient {
+	if sn.Source != contract.SnapshotClient {
 		invalid(c, "only client snapshots are completed by the client")
 		return
 	}
-	if sn.Status != store.SnapshotPending {
+	if sn.Status != contract.SnapshotPending {
 		fail(c, http.StatusConflict, "snapshot_not_pending", "snapshot is already %s", sn.Status)
 		return
 	}
-	err = s.opts.Temporal.SignalWorkflow(c.Request.Context(), workflows.SnapshotWorkflowID(sn.ID.String()), "", workflows.SignalComplete, nil)
+	err = s.opts.Temporal.SignalWorkflow(c.Request.Context(), contract.SnapshotWorkflowID(sn.ID.String()), "", contract.SignalComplete, nil)
 	if isNotFound(err) {
 		fail(c, http.StatusConflict, "snapshot_not_pending", "snapshot is no longer waiting for an upload")
 		return
@@ -151,7 +152,7 @@ func (s *Server) getSnapshot(c *gin.Context) {
 		return
 	}
 	view := viewSnapshot(sn)
-	if sn.Status == store.SnapshotReady {
+	if sn.Status == contract.SnapshotReady {
 		if view.URL, err = s.opts.Objects.PresignGet(c.Request.Context(), sn.Key, s.opts.PresignExpiry); err != nil {
 			failErr(c, "snapshot URL", err)
 			return

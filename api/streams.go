@@ -22,6 +22,7 @@ import (
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/streamtoken"
 	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 // Qualities a stream token may ask for.
@@ -154,20 +155,20 @@ func (s *Server) authorizeSession(c *gin.Context) {
 		return
 	}
 	start := s.opts.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       workflows.StreamWorkflowID(claims.SessionID),
+		ID:                       contract.StreamWorkflowID(claims.SessionID),
 		TaskQueue:                s.opts.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		// A session id is never reused: a finished session's token stays spent.
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.ChannelIDKey.ValueSet(claims.ChannelID)),
-	}, workflows.StreamSessionWorkflow, workflows.StreamInput{
+		TypedSearchAttributes: temporal.NewSearchAttributes(contract.ChannelIDKey.ValueSet(claims.ChannelID)),
+	}, workflows.StreamSessionWorkflow, contract.StreamInput{
 		SessionID: claims.SessionID, ChannelID: claims.ChannelID, Quality: claims.Quality, SegmentLength: s.opts.SegmentLength,
 	})
 	handle, err := s.opts.Temporal.UpdateWithStartWorkflow(c.Request.Context(), client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   workflows.UpdateAuthorize,
-			Args:         []any{workflows.AuthorizeRequest{Worker: req.Worker}},
+			UpdateName:   contract.UpdateAuthorize,
+			Args:         []any{contract.AuthorizeRequest{Worker: req.Worker}},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
@@ -211,7 +212,7 @@ func (s *Server) sessionSignal(name string) gin.HandlerFunc {
 		}
 		var arg any
 		var seg recording.SegmentReport
-		if name == workflows.SignalSegment {
+		if name == contract.SignalSegment {
 			if !bindJSON(c, &seg) {
 				return
 			}
@@ -221,8 +222,8 @@ func (s *Server) sessionSignal(name string) gin.HandlerFunc {
 			}
 			arg = seg
 		}
-		err := s.opts.Temporal.SignalWorkflow(c.Request.Context(), workflows.StreamWorkflowID(id.String()), "", name, arg)
-		if isNotFound(err) && name == workflows.SignalSegment && s.opts.Recorder != nil {
+		err := s.opts.Temporal.SignalWorkflow(c.Request.Context(), contract.StreamWorkflowID(id.String()), "", name, arg)
+		if isNotFound(err) && name == contract.SignalSegment && s.opts.Recorder != nil {
 			// The session already ended (lost, or stopped before its spool
 			// drained): record the segment all the same; footage is never dropped.
 			sess, serr := s.opts.Store.SessionByID(c.Request.Context(), id)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/opennvr/vms/democam"
 	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 // source is a demo camera of one protocol and what its recordings and
@@ -102,15 +103,15 @@ func TestRecordAndClip(t *testing.T) {
 			var clip clipView
 			e.call(t, http.MethodPost, "/v1/channels/"+ch+"/clips", map[string]time.Time{"start": from, "end": to},
 				http.StatusAccepted, &clip)
-			if clip.Status != store.ClipInProgress {
-				t.Fatalf("new clip status = %s, want %s", clip.Status, store.ClipInProgress)
+			if clip.Status != contract.ClipInProgress {
+				t.Fatalf("new clip status = %s, want %s", clip.Status, contract.ClipInProgress)
 			}
 			waitFor(t, "the clip to finish", to.Sub(now)+clipGrace+waitLong, func() bool {
 				e.call(t, http.MethodGet, "/v1/clips/"+clip.ID, nil, http.StatusOK, &clip)
-				if clip.Status == store.ClipFailed {
+				if clip.Status == contract.ClipFailed {
 					t.Fatalf("clip failed: %s", clip.Error)
 				}
-				return clip.Status == store.ClipFinished
+				return clip.Status == contract.ClipFinished
 			})
 			t.Logf("clip finished %s after its end, %d segments, progress %.2f",
 				time.Since(to).Round(100*time.Millisecond), len(clip.Segments), clip.Progress)

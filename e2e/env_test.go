@@ -47,7 +47,7 @@ const (
 )
 
 // env is one control plane: a SQLite store, S3, the Temporal dev server
-// with a workflow worker on workflows.TaskQueue (the queue the API starts
+// with a workflow worker on contract.TaskQueue (the queue the API starts
 // workflows on), and the REST API on 127.0.0.1. It holds one account with
 // an API key and one agent.
 type env struct {

@@ -18,6 +18,7 @@ import (
 	"github.com/opennvr/vms/media"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/streamtoken"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 // maxJoin is the most two consecutive recordings of one uninterrupted
@@ -153,10 +154,10 @@ func TestS3Outage(t *testing.T) {
 		if err == nil {
 			status = sess.Status
 		}
-		return status == store.SessionEnded || status == store.SessionLost
+		return status == contract.SessionEnded || status == contract.SessionLost
 	})
-	if status != store.SessionEnded {
-		t.Errorf("stream session %s ended %q, want %q", sessionID, status, store.SessionEnded)
+	if status != contract.SessionEnded {
+		t.Errorf("stream session %s ended %q, want %q", sessionID, status, contract.SessionEnded)
 	}
 	streamed := stoppedAt.Sub(recs[0].Start)
 	t.Logf("%d recordings, %s recorded of a %s stream (first frame to stop)", len(recs), recorded.Round(time.Millisecond),

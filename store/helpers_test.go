@@ -10,6 +10,7 @@ import (
 
 	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 // t0 has a millisecond part on purpose: times must keep it on both databases.
@@ -102,7 +103,7 @@ func newClip(tb testing.TB, s *store.Store, w world, start, end time.Time) *stor
 
 func newSnapshot(tb testing.TB, s *store.Store, w world) *store.Snapshot {
 	tb.Helper()
-	sn := &store.Snapshot{AccountID: w.acct.ID, ChannelID: w.ch.ID, Source: store.SnapshotClient}
+	sn := &store.Snapshot{AccountID: w.acct.ID, ChannelID: w.ch.ID, Source: contract.SnapshotClient}
 	if err := s.CreateSnapshot(context.Background(), sn); err != nil {
 		tb.Fatal(err)
 	}

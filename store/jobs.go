@@ -7,12 +7,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/opennvr/vms/recording"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 // CreateClip inserts a clip in progress.
 func (s *Store) CreateClip(ctx context.Context, c *Clip) error {
 	c.ID, c.CreatedAt = newID(), now()
-	c.UpdatedAt, c.Status = c.CreatedAt, ClipInProgress
+	c.UpdatedAt, c.Status = c.CreatedAt, contract.ClipInProgress
 	c.Start, c.End = UTCms(c.Start), UTCms(c.End)
 	if _, err := s.DB.NewInsert().Model(c).Exec(ctx); err != nil {
 		return fmt.Errorf("insert clip: %w", err)
@@ -89,7 +90,7 @@ func (s *Store) ClipRecordings(ctx context.Context, clipID uuid.UUID) ([]Recordi
 // CreateSnapshot inserts a pending snapshot with its object key.
 func (s *Store) CreateSnapshot(ctx context.Context, sn *Snapshot) error {
 	sn.ID, sn.CreatedAt = newID(), now()
-	sn.UpdatedAt, sn.Status = sn.CreatedAt, SnapshotPending
+	sn.UpdatedAt, sn.Status = sn.CreatedAt, contract.SnapshotPending
 	sn.Key = recording.SnapshotKey(sn.ChannelID, sn.ID)
 	if _, err := s.DB.NewInsert().Model(sn).Exec(ctx); err != nil {
 		return fmt.Errorf("insert snapshot: %w", err)
@@ -131,7 +132,7 @@ func (s *Store) UpdateSnapshot(ctx context.Context, id uuid.UUID, status, conten
 func (s *Store) CreateSession(ctx context.Context, ss *StreamSession) error {
 	ss.CreatedAt = now()
 	if ss.Status == "" {
-		ss.Status = SessionAuthorized
+		ss.Status = contract.SessionAuthorized
 	}
 	_, err := s.DB.NewInsert().Model(ss).On("CONFLICT (id) DO NOTHING").Exec(ctx)
 	if err != nil {
@@ -152,9 +153,9 @@ func (s *Store) SessionByID(ctx context.Context, id uuid.UUID) (*StreamSession, 
 func (s *Store) SetSessionStatus(ctx context.Context, id uuid.UUID, status string, t time.Time) error {
 	q := s.DB.NewUpdate().Model((*StreamSession)(nil)).Set("status = ?", status).Where("id = ?", id)
 	switch status {
-	case SessionLive:
+	case contract.SessionLive:
 		q = q.Set("started_at = ?", UTCms(t))
-	case SessionEnded, SessionLost:
+	case contract.SessionEnded, contract.SessionLost:
 		q = q.Set("ended_at = ?", UTCms(t))
 	}
 	res, err := q.Exec(ctx)

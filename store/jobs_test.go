@@ -11,6 +11,7 @@ import (
 	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 func TestSessions(t *testing.T) {
@@ -24,15 +25,15 @@ func TestSessions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Status != store.SessionAuthorized || got.StartedAt != nil || got.EndedAt != nil ||
+		if got.Status != contract.SessionAuthorized || got.StartedAt != nil || got.EndedAt != nil ||
 			got.ChannelID != w.ch.ID || got.Quality != "high" || got.Worker != "nvr-1" {
 			t.Errorf("new session = %+v", got)
 		}
 		// Creating it again (a retried activity) changes nothing.
-		if err := s.CreateSession(ctx, &store.StreamSession{ID: ss.ID, ChannelID: w.ch.ID, Quality: "low", Status: store.SessionLive}); err != nil {
+		if err := s.CreateSession(ctx, &store.StreamSession{ID: ss.ID, ChannelID: w.ch.ID, Quality: "low", Status: contract.SessionLive}); err != nil {
 			t.Errorf("CreateSession again: %v", err)
 		}
-		if got, _ := s.SessionByID(ctx, ss.ID); got.Quality != "high" || got.Status != store.SessionAuthorized {
+		if got, _ := s.SessionByID(ctx, ss.ID); got.Quality != "high" || got.Status != contract.SessionAuthorized {
 			t.Errorf("CreateSession again overwrote the session: %+v", got)
 		}
 
@@ -43,8 +44,8 @@ func TestSessions(t *testing.T) {
 			at             time.Time
 			started, ended *time.Time
 		}{
-			{store.SessionLive, live, &live, nil},
-			{store.SessionEnded, end, &live, &end},
+			{contract.SessionLive, live, &live, nil},
+			{contract.SessionEnded, end, &live, &end},
 		}
 		for _, st := range steps {
 			if err := s.SetSessionStatus(ctx, ss.ID, st.status, st.at); err != nil {
@@ -62,16 +63,16 @@ func TestSessions(t *testing.T) {
 		}
 
 		lost := newSession(t, s, w.ch.ID)
-		if err := s.SetSessionStatus(ctx, lost.ID, store.SessionLost, end); err != nil {
+		if err := s.SetSessionStatus(ctx, lost.ID, contract.SessionLost, end); err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := s.SessionByID(ctx, lost.ID); got.Status != store.SessionLost || got.StartedAt != nil {
+		if got, _ := s.SessionByID(ctx, lost.ID); got.Status != contract.SessionLost || got.StartedAt != nil {
 			t.Errorf("lost session = %+v", got)
 		} else {
 			checkStamp(t, "lost ended_at", got.EndedAt, &end)
 		}
 
-		if err := s.SetSessionStatus(ctx, uuid.New(), store.SessionLive, live); err != store.ErrNotFound {
+		if err := s.SetSessionStatus(ctx, uuid.New(), contract.SessionLive, live); err != store.ErrNotFound {
 			t.Errorf("SetSessionStatus(unknown): %v, want ErrNotFound", err)
 		}
 		if _, err := s.SessionByID(ctx, uuid.New()); err != store.ErrNotFound {
@@ -98,14 +99,14 @@ func TestUpdateClip(t *testing.T) {
 		nvr := newNVR(t, s, "nvr-1", 10, store.NVRActive)
 		w := newWorld(t, s, "acme", nvr.ID)
 		clip := newClip(t, s, w, t0.Add(999*time.Microsecond), t0.Add(time.Minute))
-		if clip.Status != store.ClipInProgress {
+		if clip.Status != contract.ClipInProgress {
 			t.Errorf("new clip status %q, want in_progress", clip.Status)
 		}
 
 		updates := []store.ClipUpdate{
-			{Status: store.ClipInProgress, Progress: 0.25},
-			{Status: store.ClipFinished, Progress: 1, ObjectKey: recording.ClipKey(w.ch.ID, clip.ID)},
-			{Status: store.ClipFailed, Progress: 0.5, Error: "no recordings in range"},
+			{Status: contract.ClipInProgress, Progress: 0.25},
+			{Status: contract.ClipFinished, Progress: 1, ObjectKey: recording.ClipKey(w.ch.ID, clip.ID)},
+			{Status: contract.ClipFailed, Progress: 0.5, Error: "no recordings in range"},
 		}
 		for _, u := range updates {
 			if err := s.UpdateClip(ctx, clip.ID, u); err != nil {
@@ -144,7 +145,7 @@ func TestUpdateSnapshot(t *testing.T) {
 		nvr := newNVR(t, s, "nvr-1", 10, store.NVRActive)
 		w := newWorld(t, s, "acme", nvr.ID)
 		sn := newSnapshot(t, s, w)
-		if sn.Status != store.SnapshotPending || sn.Key != recording.SnapshotKey(w.ch.ID, sn.ID) {
+		if sn.Status != contract.SnapshotPending || sn.Key != recording.SnapshotKey(w.ch.ID, sn.ID) {
 			t.Errorf("new snapshot: status %q key %q", sn.Status, sn.Key)
 		}
 
@@ -153,9 +154,9 @@ func TestUpdateSnapshot(t *testing.T) {
 			size                int64
 			errMsg              string
 		}{
-			{store.SnapshotReady, "image/jpeg", 48213, ""},
-			{store.SnapshotExpired, "image/jpeg", 48213, ""},
-			{store.SnapshotFailed, "", 0, "not an image"},
+			{contract.SnapshotReady, "image/jpeg", 48213, ""},
+			{contract.SnapshotExpired, "image/jpeg", 48213, ""},
+			{contract.SnapshotFailed, "", 0, "not an image"},
 		}
 		for _, u := range updates {
 			if err := s.UpdateSnapshot(ctx, sn.ID, u.status, u.contentType, u.size, u.errMsg); err != nil {
@@ -170,12 +171,12 @@ func TestUpdateSnapshot(t *testing.T) {
 					t.Fatalf("%s: %v", name, err)
 				}
 				if got.Status != u.status || got.ContentType != u.contentType || got.Size != u.size ||
-					got.Error != u.errMsg || got.Key != sn.Key || got.Source != store.SnapshotClient {
+					got.Error != u.errMsg || got.Key != sn.Key || got.Source != contract.SnapshotClient {
 					t.Errorf("%s after %+v: %+v", name, u, got)
 				}
 			}
 		}
-		if err := s.UpdateSnapshot(ctx, uuid.New(), store.SnapshotReady, "image/png", 1, ""); err != store.ErrNotFound {
+		if err := s.UpdateSnapshot(ctx, uuid.New(), contract.SnapshotReady, "image/png", 1, ""); err != store.ErrNotFound {
 			t.Errorf("UpdateSnapshot(unknown): %v, want ErrNotFound", err)
 		}
 		if _, err := s.SnapshotByID(ctx, uuid.New()); err != store.ErrNotFound {
@@ -252,7 +253,7 @@ func TestTimesRoundTrip(t *testing.T) {
 						check("clip end", c.End, in.at.Add(time.Minute))
 						check("clip created_at", c.CreatedAt, clip.CreatedAt)
 
-						if err := s.SetSessionStatus(ctx, ss.ID, store.SessionLive, in.at); err != nil {
+						if err := s.SetSessionStatus(ctx, ss.ID, contract.SessionLive, in.at); err != nil {
 							t.Fatal(err)
 						}
 						sess, err := s.SessionByID(ctx, ss.ID)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 func TestMigrateIdempotent(t *testing.T) {
@@ -159,7 +160,7 @@ func TestSchemaConstraints(t *testing.T) {
 				return err
 			}},
 			{"snapshot needs its channel", func() error {
-				return s.CreateSnapshot(ctx, &store.Snapshot{AccountID: w.acct.ID, ChannelID: uuid.New(), Source: store.SnapshotAgent})
+				return s.CreateSnapshot(ctx, &store.Snapshot{AccountID: w.acct.ID, ChannelID: uuid.New(), Source: contract.SnapshotAgent})
 			}},
 			{"clip needs its channel", func() error {
 				return s.CreateClip(ctx, &store.Clip{AccountID: w.acct.ID, ChannelID: uuid.New(), Start: t0, End: t0.Add(time.Second)})

@@ -113,14 +113,6 @@ type Channel struct {
 	CreatedAt     time.Time `bun:"created_at,notnull"`
 }
 
-// Stream session states.
-const (
-	SessionAuthorized = "authorized"
-	SessionLive       = "live"
-	SessionEnded      = "ended"
-	SessionLost       = "lost"
-)
-
 // StreamSession is one live stream of a channel, from token to stop.
 type StreamSession struct {
 	bun.BaseModel `bun:"table:stream_sessions"`
@@ -151,13 +143,6 @@ type Recording struct {
 	CreatedAt  time.Time `bun:"created_at,notnull"`
 }
 
-// Clip states.
-const (
-	ClipInProgress = "in_progress"
-	ClipFinished   = "finished"
-	ClipFailed     = "failed"
-)
-
 // Clip is a time range of a channel, finished asynchronously as one MP4.
 type Clip struct {
 	bun.BaseModel `bun:"table:clips"`
@@ -184,17 +169,6 @@ type ClipSegment struct {
 	RecordingID uuid.UUID `bun:"recording_id,pk,type:uuid"`
 	CreatedAt   time.Time `bun:"created_at,notnull"`
 }
-
-// Snapshot sources and states.
-const (
-	SnapshotClient = "client"
-	SnapshotAgent  = "agent"
-
-	SnapshotPending = "pending"
-	SnapshotReady   = "ready"
-	SnapshotFailed  = "failed"
-	SnapshotExpired = "expired"
-)
 
 // Snapshot is one still image of a channel.
 type Snapshot struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 // Benchmarks run on the dev server with a real worker, on SQLite by default
@@ -83,7 +84,7 @@ func BenchmarkClipPastHour(b *testing.B) {
 	}
 	b.StopTimer()
 	got := cl.clip(b, lastClip(b, cl))
-	if got.Status != store.ClipFinished {
+	if got.Status != contract.ClipFinished {
 		b.Fatalf("clip = %s", got.Status)
 	}
 	cl.assertAssembled(b, got)
@@ -120,7 +121,7 @@ func BenchmarkClipThroughput(b *testing.B) {
 			for clip := range clips {
 				t := time.Now()
 				run, err := cl.c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
-					ID: workflows.ClipWorkflowID(clip.ID.String()), TaskQueue: cl.tq,
+					ID: contract.ClipWorkflowID(clip.ID.String()), TaskQueue: cl.tq,
 				}, workflows.ClipWorkflow, cl.clipInput(clip, time.Minute))
 				if err == nil {
 					err = run.Get(context.Background(), nil)
@@ -161,7 +162,7 @@ func BenchmarkSegmentToClipProgress(b *testing.B) {
 				if _, err := cl.authorize(ctx, session, time.Hour); err != nil {
 					b.Fatal(err)
 				}
-				cl.signalStream(b, session, workflows.SignalStarted, nil)
+				cl.signalStream(b, session, contract.SignalStarted, nil)
 			}
 			var lat latencies
 			b.ResetTimer()
@@ -175,13 +176,13 @@ func BenchmarkSegmentToClipProgress(b *testing.B) {
 						b.Fatal(err)
 					}
 					t = time.Now() // from the signal, not the insert
-					err := cl.c.SignalWorkflow(ctx, workflows.ClipWorkflowID(clip.ID.String()), "", workflows.SignalSegment,
-						workflows.SegmentSignal{RecordingID: r.ID.String(), Start: r.Start, End: r.End})
+					err := cl.c.SignalWorkflow(ctx, contract.ClipWorkflowID(clip.ID.String()), "", contract.SignalSegment,
+						contract.SegmentSignal{RecordingID: r.ID.String(), Start: r.Start, End: r.End})
 					if err != nil {
 						b.Fatal(err)
 					}
 				} else {
-					cl.signalStream(b, session, workflows.SignalSegment, rep)
+					cl.signalStream(b, session, contract.SignalSegment, rep)
 				}
 				deadline := time.Now().Add(10 * time.Second)
 				for cl.clipProgress(b, clip.ID).Segments < i+1 {

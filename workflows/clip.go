@@ -6,7 +6,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/opennvr/vms/activities"
-	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 const (
@@ -39,8 +39,8 @@ const assembleVersion = "assemble-mp4"
 // for segment signals (with a polling fallback) until the range's end plus
 // the grace, appending again on each; then it finishes the clip, even with
 // partial coverage, or fails it when nothing was recorded.
-func ClipWorkflow(ctx workflow.Context, in ClipInput) error {
-	w := &clipWorkflow{in: in, status: store.ClipInProgress, segments: workflow.GetSignalChannel(ctx, SignalSegment)}
+func ClipWorkflow(ctx workflow.Context, in contract.ClipInput) error {
+	w := &clipWorkflow{in: in, status: contract.ClipInProgress, segments: workflow.GetSignalChannel(ctx, contract.SignalSegment)}
 	if err := w.setup(ctx); err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func ClipWorkflow(ctx workflow.Context, in ClipInput) error {
 }
 
 type clipWorkflow struct {
-	in        ClipInput
+	in        contract.ClipInput
 	status    string
 	reason    string // why it failed
 	cov       activities.Coverage
@@ -62,16 +62,16 @@ type clipWorkflow struct {
 
 func (w *clipWorkflow) setup(ctx workflow.Context) error {
 	w.updatedAt = workflow.Now(ctx)
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, w.progress); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, w.progress); err != nil {
 		return err
 	}
-	return upsertKeywords(ctx, keyword{ChannelIDKey, w.in.ChannelID}, keyword{ClipStatusKey, w.status})
+	return upsertKeywords(ctx, keyword{contract.ChannelIDKey, w.in.ChannelID}, keyword{contract.ClipStatusKey, w.status})
 }
 
 func (w *clipWorkflow) run(ctx workflow.Context) error {
 	ctx = withActivities(ctx, time.Minute)
 	if !w.in.Start.Before(w.in.End) {
-		return w.updateStatus(ctx, store.ClipFailed, reasonBadRange)
+		return w.updateStatus(ctx, contract.ClipFailed, reasonBadRange)
 	}
 	deadline := w.in.End.Add(w.grace())
 	// A continued run has waited already; a first run whose deadline has
@@ -101,7 +101,7 @@ func (w *clipWorkflow) wait(ctx workflow.Context, deadline time.Time) {
 		// signals adds no timer events to the history.
 		w.poll = workflow.NewTimer(ctx, w.pollDelay(workflow.Now(ctx), deadline))
 	}
-	var sig SegmentSignal
+	var sig contract.SegmentSignal
 	sel := workflow.NewSelector(ctx)
 	sel.AddReceive(w.segments, func(c workflow.ReceiveChannel, _ bool) {
 		c.Receive(ctx, &sig)
@@ -124,7 +124,7 @@ func (w *clipWorkflow) pollDelay(now, deadline time.Time) time.Duration {
 // wake-up: the recordings they announce are in the database, which the
 // next append reads.
 func (w *clipWorkflow) drain() {
-	var sig SegmentSignal
+	var sig contract.SegmentSignal
 	for w.segments.ReceiveAsync(&sig) {
 		w.signals++
 	}
@@ -147,9 +147,9 @@ func (w *clipWorkflow) append(ctx workflow.Context) error {
 func (w *clipWorkflow) finish(ctx workflow.Context, waited bool) error {
 	if w.cov.CoveredSeconds <= 0 {
 		if waited {
-			return w.updateStatus(ctx, store.ClipFailed, reasonNoStream)
+			return w.updateStatus(ctx, contract.ClipFailed, reasonNoStream)
 		}
-		return w.updateStatus(ctx, store.ClipFailed, reasonNoRecordings)
+		return w.updateStatus(ctx, contract.ClipFailed, reasonNoRecordings)
 	}
 	if workflow.GetVersion(ctx, assembleVersion, workflow.DefaultVersion, 1) == 1 {
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -162,14 +162,14 @@ func (w *clipWorkflow) finish(ctx workflow.Context, waited bool) error {
 		var res activities.AssembleResult
 		if err := workflow.ExecuteActivity(actx, acts.AssembleClip, w.in.ClipID).Get(ctx, &res); err != nil {
 			if activities.HasErrorType(err, activities.ErrNoMedia) {
-				return w.updateStatus(ctx, store.ClipFailed, reasonNoMedia+": "+applicationMessage(err))
+				return w.updateStatus(ctx, contract.ClipFailed, reasonNoMedia+": "+applicationMessage(err))
 			}
 			return w.stop(ctx, err)
 		}
 		w.objectKey = res.ObjectKey
 	}
 	// Partial coverage still finishes: progress (< 1) records how much.
-	return w.updateStatus(ctx, store.ClipFinished, "")
+	return w.updateStatus(ctx, contract.ClipFinished, "")
 }
 
 // stop ends the workflow on an activity error: a deleted clip or channel
@@ -177,9 +177,9 @@ func (w *clipWorkflow) finish(ctx workflow.Context, waited bool) error {
 func (w *clipWorkflow) stop(ctx workflow.Context, err error) error {
 	switch {
 	case activities.HasErrorType(err, activities.ErrClipDeleted):
-		return w.updateStatus(ctx, store.ClipFailed, reasonClipDeleted)
+		return w.updateStatus(ctx, contract.ClipFailed, reasonClipDeleted)
 	case activities.HasErrorType(err, activities.ErrChannelDeleted):
-		return w.updateStatus(ctx, store.ClipFailed, reasonChannelDeleted)
+		return w.updateStatus(ctx, contract.ClipFailed, reasonChannelDeleted)
 	}
 	return err
 }
@@ -205,11 +205,11 @@ func (w *clipWorkflow) updateStatus(ctx workflow.Context, status, reason string)
 		return err
 	}
 	w.status, w.reason, w.updatedAt = status, reason, workflow.Now(ctx)
-	return upsertKeywords(ctx, keyword{ClipStatusKey, status})
+	return upsertKeywords(ctx, keyword{contract.ClipStatusKey, status})
 }
 
-func (w *clipWorkflow) progress() (ClipProgress, error) {
-	return ClipProgress{
+func (w *clipWorkflow) progress() (contract.ClipProgress, error) {
+	return contract.ClipProgress{
 		Status:           w.status,
 		CoveredSeconds:   w.cov.CoveredSeconds,
 		RequestedSeconds: w.in.End.Sub(w.in.Start).Seconds(),

@@ -15,17 +15,18 @@ import (
 	"github.com/opennvr/vms/activities"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 func queryProgress(t *testing.T, env interface {
 	QueryWorkflow(string, ...any) (converter.EncodedValue, error)
-}) workflows.ClipProgress {
+}) contract.ClipProgress {
 	t.Helper()
-	v, err := env.QueryWorkflow(workflows.QueryProgress)
+	v, err := env.QueryWorkflow(contract.QueryProgress)
 	if err != nil {
 		t.Fatalf("query progress: %v", err)
 	}
-	var p workflows.ClipProgress
+	var p contract.ClipProgress
 	if err := v.Get(&p); err != nil {
 		t.Fatal(err)
 	}
@@ -44,15 +45,15 @@ func TestClipPastRange(t *testing.T) {
 		wantSegments int
 		wantError    string
 	}{
-		{"fully recorded", 120, false, hourAgo, hourAgo.Add(time.Hour), store.ClipFinished, 1, 120, ""},
+		{"fully recorded", 120, false, hourAgo, hourAgo.Add(time.Hour), contract.ClipFinished, 1, 120, ""},
 		// Only the first half hour exists: the clip finishes with what there is.
-		{"partly recorded", 60, false, hourAgo, hourAgo.Add(time.Hour), store.ClipFinished, 0.5, 60, ""},
+		{"partly recorded", 60, false, hourAgo, hourAgo.Add(time.Hour), contract.ClipFinished, 0.5, 60, ""},
 		// Segment edges need not match the range: 15 s of the first, 15 s of the last.
-		{"unaligned", 4, false, hourAgo.Add(15 * time.Second), hourAgo.Add(105 * time.Second), store.ClipFinished, 1, 4, ""},
-		{"nothing recorded", 0, false, hourAgo, hourAgo.Add(time.Hour), store.ClipFailed, 0, 0, "no recordings in range"},
+		{"unaligned", 4, false, hourAgo.Add(15 * time.Second), hourAgo.Add(105 * time.Second), contract.ClipFinished, 1, 4, ""},
+		{"nothing recorded", 0, false, hourAgo, hourAgo.Add(time.Hour), contract.ClipFailed, 0, 0, "no recordings in range"},
 		// Rows without their objects (removed by retention): nothing to
 		// assemble, the clip fails saying so.
-		{"objects missing", 4, true, hourAgo, hourAgo.Add(2 * time.Minute), store.ClipFailed, 1, 4,
+		{"objects missing", 4, true, hourAgo, hourAgo.Add(2 * time.Minute), contract.ClipFailed, 1, 4,
 			"the recordings could not be assembled: assemble clip: no media in range"},
 	}
 	for _, tt := range tests {
@@ -81,7 +82,7 @@ func TestClipPastRange(t *testing.T) {
 				t.Errorf("clip = %s progress %.3f error %q, want %s %.3f %q",
 					got.Status, got.Progress, got.Error, tt.wantStatus, tt.wantProgress, tt.wantError)
 			}
-			if got.Status == store.ClipFinished {
+			if got.Status == contract.ClipFinished {
 				w.assertAssembled(t, got)
 			} else if got.ObjectKey != "" {
 				t.Errorf("failed clip has object key %q", got.ObjectKey)
@@ -114,7 +115,7 @@ func TestClipFutureRangeFinishesOnSignals(t *testing.T) {
 		at := time.Duration(5+10*i) * time.Second
 		env.RegisterDelayedCallback(func() {
 			recs := w.addRecordings(t, t0.Add(time.Duration(30*i)*time.Second), 1, 30*time.Second)
-			env.SignalWorkflow(workflows.SignalSegment, workflows.SegmentSignal{
+			env.SignalWorkflow(contract.SignalSegment, contract.SegmentSignal{
 				RecordingID: recs[0].ID.String(), Start: recs[0].Start, End: recs[0].End})
 		}, at)
 		if i < 2 {
@@ -133,7 +134,7 @@ func TestClipFutureRangeFinishesOnSignals(t *testing.T) {
 		t.Errorf("finished after %s: not woken by the signals", d)
 	}
 	got := w.clip(t, clip.ID)
-	if got.Status != store.ClipFinished || got.Progress != 1 {
+	if got.Status != contract.ClipFinished || got.Progress != 1 {
 		t.Errorf("clip = %s progress %v, want finished 1", got.Status, got.Progress)
 	}
 	w.assertAssembled(t, got)
@@ -164,7 +165,7 @@ func TestClipDeadlineWithoutStream(t *testing.T) {
 		t.Errorf("%d appends, want 7 (start + a poll every 30 s for 3 min)", appends)
 	}
 	got := w.clip(t, clip.ID)
-	if got.Status != store.ClipFailed || got.Error != "no stream for the whole deadline" {
+	if got.Status != contract.ClipFailed || got.Error != "no stream for the whole deadline" {
 		t.Errorf("clip = %s %q, want failed %q", got.Status, got.Error, "no stream for the whole deadline")
 	}
 }
@@ -177,7 +178,7 @@ func TestClipRecentRangeTakesLateSegment(t *testing.T) {
 	env := newEnv(t, w)
 	env.RegisterDelayedCallback(func() {
 		w.addRecordings(t, t0.Add(-60*time.Second), 1, 30*time.Second)
-		env.SignalWorkflow(workflows.SignalSegment, workflows.SegmentSignal{})
+		env.SignalWorkflow(contract.SignalSegment, contract.SegmentSignal{})
 	}, 20*time.Second)
 	env.ExecuteWorkflow(workflows.ClipWorkflow, w.clipInput(clip, 2*time.Minute))
 
@@ -188,7 +189,7 @@ func TestClipRecentRangeTakesLateSegment(t *testing.T) {
 		t.Errorf("finished after %s, want 20s (on the late segment)", d)
 	}
 	got := w.clip(t, clip.ID)
-	if got.Status != store.ClipFinished || got.Progress != 1 {
+	if got.Status != contract.ClipFinished || got.Progress != 1 {
 		t.Errorf("clip = %s progress %v, want finished 1", got.Status, got.Progress)
 	}
 	w.assertAssembled(t, got)
@@ -211,7 +212,7 @@ func TestClipAppendRetried(t *testing.T) {
 	}
 	env.AssertExpectations(t)
 	got := w.clip(t, clip.ID)
-	if got.Status != store.ClipFinished || got.Progress != 1 {
+	if got.Status != contract.ClipFinished || got.Progress != 1 {
 		t.Errorf("clip = %s progress %v, want finished 1", got.Status, got.Progress)
 	}
 	w.assertAssembled(t, got)
@@ -229,7 +230,7 @@ func TestClipDeleted(t *testing.T) {
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatalf("workflow error: %v", err)
 	}
-	if p := queryProgress(t, env); p.Status != store.ClipFailed || p.Error != "the clip was deleted" {
+	if p := queryProgress(t, env); p.Status != contract.ClipFailed || p.Error != "the clip was deleted" {
 		t.Errorf("progress = %+v, want failed: the clip was deleted", p)
 	}
 }
@@ -246,14 +247,14 @@ func TestClipContinuesAsNewAfterSignals(t *testing.T) {
 		func(ctx context.Context, clipID string) (activities.Coverage, error) {
 			calls++
 			if calls == 201 { // the append of the 200th signal: two more arrive meanwhile
-				env.SignalWorkflow(workflows.SignalSegment, workflows.SegmentSignal{})
-				env.SignalWorkflow(workflows.SignalSegment, workflows.SegmentSignal{})
+				env.SignalWorkflow(contract.SignalSegment, contract.SegmentSignal{})
+				env.SignalWorkflow(contract.SignalSegment, contract.SegmentSignal{})
 			}
 			return activities.Coverage{CoveredSeconds: float64(calls), NewestEnd: t0.Add(time.Duration(calls) * time.Second)}, nil
 		})
 	for i := 1; i <= 200; i++ {
 		// 100 ms apart: all within the first 30 s poll, so every append is a signal's.
-		env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.SignalSegment, workflows.SegmentSignal{}) }, time.Duration(i)*100*time.Millisecond)
+		env.RegisterDelayedCallback(func() { env.SignalWorkflow(contract.SignalSegment, contract.SegmentSignal{}) }, time.Duration(i)*100*time.Millisecond)
 	}
 	env.ExecuteWorkflow(workflows.ClipWorkflow, w.clipInput(clip, time.Minute))
 
@@ -261,7 +262,7 @@ func TestClipContinuesAsNewAfterSignals(t *testing.T) {
 	if err := env.GetWorkflowError(); !errors.As(err, &can) {
 		t.Fatalf("workflow error = %v, want continue-as-new", err)
 	}
-	var next workflows.ClipInput
+	var next contract.ClipInput
 	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
 		t.Fatal(err)
 	}
@@ -296,8 +297,8 @@ func TestClipAssembleErrors(t *testing.T) {
 		wantStatus string
 		wantError  string
 	}{
-		{"retried", errors.New("S3 is down"), store.ClipFinished, ""},
-		{"clip deleted", temporal.NewNonRetryableApplicationError("gone", activities.ErrClipDeleted, nil), store.ClipFailed, "the clip was deleted"},
+		{"retried", errors.New("S3 is down"), contract.ClipFinished, ""},
+		{"clip deleted", temporal.NewNonRetryableApplicationError("gone", activities.ErrClipDeleted, nil), contract.ClipFailed, "the clip was deleted"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -322,7 +323,7 @@ func TestClipAssembleErrors(t *testing.T) {
 			if p.Status != tt.wantStatus || p.Error != tt.wantError {
 				t.Errorf("progress = %+v, want %s %q", p, tt.wantStatus, tt.wantError)
 			}
-			if got := w.clip(t, clip.ID); tt.wantStatus == store.ClipFinished {
+			if got := w.clip(t, clip.ID); tt.wantStatus == contract.ClipFinished {
 				w.assertAssembled(t, got)
 			}
 		})

@@ -24,6 +24,7 @@ import (
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 	"github.com/opennvr/vms/workflows/recordingtest"
 )
 
@@ -135,8 +136,8 @@ func (w *world) newClip(tb testing.TB, start, end time.Time) *store.Clip {
 	return c
 }
 
-func (w *world) clipInput(c *store.Clip, grace time.Duration) workflows.ClipInput {
-	return workflows.ClipInput{ClipID: c.ID.String(), ChannelID: c.ChannelID.String(), Start: c.Start, End: c.End, Grace: grace}
+func (w *world) clipInput(c *store.Clip, grace time.Duration) contract.ClipInput {
+	return contract.ClipInput{ClipID: c.ID.String(), ChannelID: c.ChannelID.String(), Start: c.Start, End: c.End, Grace: grace}
 }
 
 func (w *world) clip(tb testing.TB, id uuid.UUID) *store.Clip {

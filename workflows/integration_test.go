@@ -27,6 +27,7 @@ import (
 	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 	"github.com/opennvr/vms/workflows/temporaltest"
 )
 
@@ -58,11 +59,11 @@ func newClusterOn(tb testing.TB, w *world) *cluster {
 func (cl *cluster) startClip(tb testing.TB, clip *store.Clip, grace time.Duration) client.WorkflowRun {
 	tb.Helper()
 	run, err := cl.c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
-		ID:        workflows.ClipWorkflowID(clip.ID.String()),
+		ID:        contract.ClipWorkflowID(clip.ID.String()),
 		TaskQueue: cl.tq,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.ChannelIDKey.ValueSet(clip.ChannelID.String()),
-			workflows.ClipStatusKey.ValueSet(store.ClipInProgress),
+			contract.ChannelIDKey.ValueSet(clip.ChannelID.String()),
+			contract.ClipStatusKey.ValueSet(contract.ClipInProgress),
 		),
 	}, workflows.ClipWorkflow, cl.clipInput(clip, grace))
 	if err != nil {
@@ -74,19 +75,19 @@ func (cl *cluster) startClip(tb testing.TB, clip *store.Clip, grace time.Duratio
 // authorize runs the authorize update-with-start the way the API does.
 func (cl *cluster) authorize(ctx context.Context, sessionID uuid.UUID, segmentLength time.Duration) (recording.Grant, error) {
 	start := cl.c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       workflows.StreamWorkflowID(sessionID.String()),
+		ID:                       contract.StreamWorkflowID(sessionID.String()),
 		TaskQueue:                cl.tq,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.ChannelIDKey.ValueSet(cl.ch.ID.String())),
-	}, workflows.StreamSessionWorkflow, workflows.StreamInput{
+		TypedSearchAttributes:    temporal.NewSearchAttributes(contract.ChannelIDKey.ValueSet(cl.ch.ID.String())),
+	}, workflows.StreamSessionWorkflow, contract.StreamInput{
 		SessionID: sessionID.String(), ChannelID: cl.ch.ID.String(), Quality: "high", SegmentLength: segmentLength,
 	})
 	handle, err := cl.c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   workflows.UpdateAuthorize,
-			Args:         []any{workflows.AuthorizeRequest{Worker: "nvr-1"}},
+			UpdateName:   contract.UpdateAuthorize,
+			Args:         []any{contract.AuthorizeRequest{Worker: "nvr-1"}},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
@@ -99,18 +100,18 @@ func (cl *cluster) authorize(ctx context.Context, sessionID uuid.UUID, segmentLe
 
 func (cl *cluster) signalStream(tb testing.TB, sessionID uuid.UUID, name string, arg any) {
 	tb.Helper()
-	if err := cl.c.SignalWorkflow(context.Background(), workflows.StreamWorkflowID(sessionID.String()), "", name, arg); err != nil {
+	if err := cl.c.SignalWorkflow(context.Background(), contract.StreamWorkflowID(sessionID.String()), "", name, arg); err != nil {
 		tb.Fatalf("signal %s: %v", name, err)
 	}
 }
 
-func (cl *cluster) clipProgress(tb testing.TB, clipID uuid.UUID) workflows.ClipProgress {
+func (cl *cluster) clipProgress(tb testing.TB, clipID uuid.UUID) contract.ClipProgress {
 	tb.Helper()
-	v, err := cl.c.QueryWorkflow(context.Background(), workflows.ClipWorkflowID(clipID.String()), "", workflows.QueryProgress)
+	v, err := cl.c.QueryWorkflow(context.Background(), contract.ClipWorkflowID(clipID.String()), "", contract.QueryProgress)
 	if err != nil {
 		tb.Fatalf("query progress: %v", err)
 	}
-	var p workflows.ClipProgress
+	var p contract.ClipProgress
 	if err := v.Get(&p); err != nil {
 		tb.Fatal(err)
 	}
@@ -199,15 +200,15 @@ func TestIntegrationClipPastRange(t *testing.T) {
 	waitRun(t, run, time.Minute)
 
 	got := cl.clip(t, clip.ID)
-	if got.Status != store.ClipFinished || got.Progress != 1 {
+	if got.Status != contract.ClipFinished || got.Progress != 1 {
 		t.Errorf("clip = %s progress %v, want finished 1", got.Status, got.Progress)
 	}
 	cl.assertAssembled(t, got)
-	if p := cl.clipProgress(t, clip.ID); p.Status != store.ClipFinished || p.CoveredSeconds != 3600 || p.Segments != 120 {
+	if p := cl.clipProgress(t, clip.ID); p.Status != contract.ClipFinished || p.CoveredSeconds != 3600 || p.Segments != 120 {
 		t.Errorf("progress = %+v, want finished, 3600 s, 120 segments", p)
 	}
-	cl.listed(t, fmt.Sprintf("%s = '%s' AND %s = '%s'", workflows.ClipStatusKey.GetName(), store.ClipFinished,
-		workflows.ChannelIDKey.GetName(), clip.ChannelID), run.GetID())
+	cl.listed(t, fmt.Sprintf("%s = '%s' AND %s = '%s'", contract.ClipStatusKey.GetName(), contract.ClipFinished,
+		contract.ChannelIDKey.GetName(), clip.ChannelID), run.GetID())
 	// clip-past-range.json is the same scenario before assembly existed.
 	cl.recordHistory(t, "clip-assembled", run)
 
@@ -215,10 +216,10 @@ func TestIntegrationClipPastRange(t *testing.T) {
 	empty := cl.newClip(t, start.Add(-24*time.Hour), start.Add(-23*time.Hour))
 	run = cl.startClip(t, empty, 2*time.Minute)
 	waitRun(t, run, 30*time.Second)
-	if got := cl.clip(t, empty.ID); got.Status != store.ClipFailed || got.Error != "no recordings in range" {
+	if got := cl.clip(t, empty.ID); got.Status != contract.ClipFailed || got.Error != "no recordings in range" {
 		t.Errorf("empty clip = %s %q, want failed: no recordings in range", got.Status, got.Error)
 	}
-	cl.listed(t, fmt.Sprintf("%s = '%s'", workflows.ClipStatusKey.GetName(), store.ClipFailed), run.GetID())
+	cl.listed(t, fmt.Sprintf("%s = '%s'", contract.ClipStatusKey.GetName(), contract.ClipFailed), run.GetID())
 
 	// Recorded, but every object is gone: failed at assembly, with the reason.
 	gone := cl.addRecordings(t, start.Add(-time.Hour), 4, 30*time.Second)
@@ -226,7 +227,7 @@ func TestIntegrationClipPastRange(t *testing.T) {
 	noMedia := cl.newClip(t, start.Add(-time.Hour), start.Add(-time.Hour+2*time.Minute))
 	run = cl.startClip(t, noMedia, 2*time.Minute)
 	waitRun(t, run, 30*time.Second)
-	if got := cl.clip(t, noMedia.ID); got.Status != store.ClipFailed || !strings.HasPrefix(got.Error, "the recordings could not be assembled: ") || got.ObjectKey != "" {
+	if got := cl.clip(t, noMedia.ID); got.Status != contract.ClipFailed || !strings.HasPrefix(got.Error, "the recordings could not be assembled: ") || got.ObjectKey != "" {
 		t.Errorf("clip without objects = %s %q %q, want failed: the recordings could not be assembled", got.Status, got.Error, got.ObjectKey)
 	}
 	cl.recordHistory(t, "clip-no-media", run)
@@ -241,7 +242,7 @@ func TestIntegrationClipFollowsStream(t *testing.T) {
 	now := time.Now().Truncate(time.Millisecond)
 	clip := cl.newClip(t, now.Add(-10*time.Second), now.Add(20*time.Second))
 	clipRun := cl.startClip(t, clip, time.Minute)
-	cl.listed(t, fmt.Sprintf("%s = '%s'", workflows.ClipStatusKey.GetName(), store.ClipInProgress), clipRun.GetID())
+	cl.listed(t, fmt.Sprintf("%s = '%s'", contract.ClipStatusKey.GetName(), contract.ClipInProgress), clipRun.GetID())
 
 	session := uuid.New()
 	grant, err := cl.authorize(ctx, session, 15*time.Second)
@@ -251,9 +252,9 @@ func TestIntegrationClipFollowsStream(t *testing.T) {
 	if grant.SessionID != session.String() || grant.SegmentSeconds != 15 {
 		t.Errorf("grant = %+v", grant)
 	}
-	cl.signalStream(t, session, workflows.SignalStarted, nil)
+	cl.signalStream(t, session, contract.SignalStarted, nil)
 	first := cl.upload(t, cl.segment(session, now.Add(-10*time.Second), 15*time.Second))
-	cl.signalStream(t, session, workflows.SignalSegment, first)
+	cl.signalStream(t, session, contract.SignalSegment, first)
 	deadline := time.Now().Add(10 * time.Second)
 	for p := cl.clipProgress(t, clip.ID); p.CoveredSeconds != 15; p = cl.clipProgress(t, clip.ID) {
 		if time.Now().After(deadline) {
@@ -261,23 +262,23 @@ func TestIntegrationClipFollowsStream(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cl.signalStream(t, session, workflows.SignalSegment, first) // re-delivered: no effect
-	cl.signalStream(t, session, workflows.SignalSegment, cl.upload(t, cl.segment(session, now.Add(5*time.Second), 15*time.Second)))
+	cl.signalStream(t, session, contract.SignalSegment, first) // re-delivered: no effect
+	cl.signalStream(t, session, contract.SignalSegment, cl.upload(t, cl.segment(session, now.Add(5*time.Second), 15*time.Second)))
 	waitRun(t, clipRun, 20*time.Second)
 
 	got := cl.clip(t, clip.ID)
-	if got.Status != store.ClipFinished || got.Progress != 1 {
+	if got.Status != contract.ClipFinished || got.Progress != 1 {
 		t.Errorf("clip = %s progress %v, want finished 1", got.Status, got.Progress)
 	}
 	cl.assertAssembled(t, got)
 	if n := cl.countRecordings(t); n != 2 {
 		t.Errorf("%d recordings, want 2", n)
 	}
-	cl.signalStream(t, session, workflows.SignalStopped, nil)
-	streamRun := cl.c.GetWorkflow(ctx, workflows.StreamWorkflowID(session.String()), "")
+	cl.signalStream(t, session, contract.SignalStopped, nil)
+	streamRun := cl.c.GetWorkflow(ctx, contract.StreamWorkflowID(session.String()), "")
 	waitRun(t, streamRun, 20*time.Second)
 	ss, err := cl.st.SessionByID(ctx, session)
-	if err != nil || ss.Status != store.SessionEnded {
+	if err != nil || ss.Status != contract.SessionEnded {
 		t.Errorf("session = %+v, %v; want ended", ss, err)
 	}
 	// clip-future-segments.json is the same scenario before assembly existed.
@@ -292,7 +293,7 @@ func TestIntegrationClipDeadline(t *testing.T) {
 	clip := cl.newClip(t, now, now.Add(time.Second))
 	run := cl.startClip(t, clip, time.Second)
 	waitRun(t, run, 20*time.Second)
-	if got := cl.clip(t, clip.ID); got.Status != store.ClipFailed || got.Error != "no stream for the whole deadline" {
+	if got := cl.clip(t, clip.ID); got.Status != contract.ClipFailed || got.Error != "no stream for the whole deadline" {
 		t.Errorf("clip = %s %q, want failed: no stream for the whole deadline", got.Status, got.Error)
 	}
 	if d := time.Since(now); d < 2*time.Second {
@@ -314,8 +315,8 @@ func TestIntegrationAuthorizeOnce(t *testing.T) {
 	if !activities.HasErrorType(err, workflows.ErrTokenUsed) {
 		t.Fatalf("second authorize = %v, want %s", err, workflows.ErrTokenUsed)
 	}
-	cl.signalStream(t, session, workflows.SignalStopped, nil)
-	waitRun(t, cl.c.GetWorkflow(ctx, workflows.StreamWorkflowID(session.String()), ""), 20*time.Second)
+	cl.signalStream(t, session, contract.SignalStopped, nil)
+	waitRun(t, cl.c.GetWorkflow(ctx, contract.StreamWorkflowID(session.String()), ""), 20*time.Second)
 	_, err = cl.authorize(ctx, session, 30*time.Second)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if !errors.As(err, &started) {
@@ -339,21 +340,21 @@ func TestIntegrationAuthorizeOnce(t *testing.T) {
 func TestIntegrationSnapshotClientUpload(t *testing.T) {
 	cl := newCluster(t)
 	ctx := context.Background()
-	sn := cl.newSnapshot(t, store.SnapshotClient)
+	sn := cl.newSnapshot(t, contract.SnapshotClient)
 	start := cl.c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       workflows.SnapshotWorkflowID(sn.ID.String()),
+		ID:                       contract.SnapshotWorkflowID(sn.ID.String()),
 		TaskQueue:                cl.tq,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.ChannelIDKey.ValueSet(cl.ch.ID.String()),
-			workflows.SnapshotStatusKey.ValueSet(store.SnapshotPending),
+			contract.ChannelIDKey.ValueSet(cl.ch.ID.String()),
+			contract.SnapshotStatusKey.ValueSet(contract.SnapshotPending),
 		),
-	}, workflows.SnapshotWorkflow, workflows.SnapshotInput{
-		SnapshotID: sn.ID.String(), ChannelID: cl.ch.ID.String(), Source: store.SnapshotClient, Key: sn.Key, URLExpiry: time.Minute,
+	}, workflows.SnapshotWorkflow, contract.SnapshotInput{
+		SnapshotID: sn.ID.String(), ChannelID: cl.ch.ID.String(), Source: contract.SnapshotClient, Key: sn.Key, URLExpiry: time.Minute,
 	})
 	handle, err := cl.c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
-		UpdateOptions:          client.UpdateWorkflowOptions{UpdateName: workflows.UpdateUploadURL, WaitForStage: client.WorkflowUpdateStageCompleted},
+		UpdateOptions:          client.UpdateWorkflowOptions{UpdateName: contract.UpdateUploadURL, WaitForStage: client.WorkflowUpdateStageCompleted},
 	})
 	var url string
 	if err == nil {
@@ -372,7 +373,7 @@ func TestIntegrationSnapshotClientUpload(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("PUT to the presigned URL: %s", resp.Status)
 	}
-	if err := cl.c.SignalWorkflow(ctx, workflows.SnapshotWorkflowID(sn.ID.String()), "", workflows.SignalComplete, nil); err != nil {
+	if err := cl.c.SignalWorkflow(ctx, contract.SnapshotWorkflowID(sn.ID.String()), "", contract.SignalComplete, nil); err != nil {
 		t.Fatal(err)
 	}
 	run, err := start.Get(ctx)
@@ -380,9 +381,9 @@ func TestIntegrationSnapshotClientUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRun(t, run, 20*time.Second)
-	if got := cl.snapshot(t, sn.ID); got.Status != store.SnapshotReady || got.ContentType != "image/jpeg" || got.Size != int64(len(jpeg)) {
+	if got := cl.snapshot(t, sn.ID); got.Status != contract.SnapshotReady || got.ContentType != "image/jpeg" || got.Size != int64(len(jpeg)) {
 		t.Errorf("snapshot = %s %q %d, want ready image/jpeg %d", got.Status, got.ContentType, got.Size, len(jpeg))
 	}
-	cl.listed(t, fmt.Sprintf("%s = '%s'", workflows.SnapshotStatusKey.GetName(), store.SnapshotReady), run.GetID())
+	cl.listed(t, fmt.Sprintf("%s = '%s'", contract.SnapshotStatusKey.GetName(), contract.SnapshotReady), run.GetID())
 	cl.recordHistory(t, "snapshot-ready", run)
 }

@@ -1,3 +1,8 @@
+// Package workflows holds the durable flows of the NVR: ClipWorkflow,
+// StreamSessionWorkflow, SnapshotWorkflow, RetentionWorkflow,
+// PurgeChannelWorkflow and AgentCommandWorkflow. Their ids, task queue,
+// signals, queries, updates, search attributes, statuses and inputs are
+// named once, in workflows/contract.
 package workflows
 
 import (

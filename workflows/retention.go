@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/opennvr/vms/activities"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 const (
@@ -24,7 +25,7 @@ const (
 // channel, a page of channels per activity call, following each channel's
 // retention days. A Temporal Schedule runs it (EnsureRetentionSchedule), so
 // each sweep is visible in the Temporal UI.
-func RetentionWorkflow(ctx workflow.Context, in RetentionInput) error {
+func RetentionWorkflow(ctx workflow.Context, in contract.RetentionInput) error {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute,
 		HeartbeatTimeout:    2 * time.Minute,
@@ -63,13 +64,13 @@ func PurgeChannelWorkflow(ctx workflow.Context, channelID string) error {
 // exists (every workflow worker calls it at start; one wins).
 func EnsureRetentionSchedule(ctx context.Context, c client.Client) error {
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:   RetentionScheduleID,
-		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: RetentionInterval}}},
+		ID:   contract.RetentionScheduleID,
+		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: contract.RetentionInterval}}},
 		Action: &client.ScheduleWorkflowAction{
 			ID:        "retention",
 			Workflow:  RetentionWorkflow,
-			Args:      []any{RetentionInput{}},
-			TaskQueue: TaskQueue,
+			Args:      []any{contract.RetentionInput{}},
+			TaskQueue: contract.TaskQueue,
 		},
 		// The default overlap policy (skip) keeps one sweep at a time.
 	})

@@ -18,6 +18,7 @@ import (
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 	"github.com/opennvr/vms/workflows/temporaltest"
 )
 
@@ -59,7 +60,7 @@ func TestRetentionWorkflow(t *testing.T) {
 	}
 
 	workflows.Register(env, &activities.Activities{Store: st, Objects: objects})
-	env.ExecuteWorkflow(workflows.RetentionWorkflow, workflows.RetentionInput{})
+	env.ExecuteWorkflow(workflows.RetentionWorkflow, contract.RetentionInput{})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
@@ -90,17 +91,17 @@ func TestRetentionSchedule(t *testing.T) {
 			t.Fatalf("ensure #%d: %v", i+1, err)
 		}
 	}
-	h := c.ScheduleClient().GetHandle(ctx, workflows.RetentionScheduleID)
+	h := c.ScheduleClient().GetHandle(ctx, contract.RetentionScheduleID)
 	t.Cleanup(func() { h.Delete(context.Background()) })
 	desc, err := h.Describe(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := desc.Schedule.Spec.Intervals; len(got) != 1 || got[0].Every != workflows.RetentionInterval {
+	if got := desc.Schedule.Spec.Intervals; len(got) != 1 || got[0].Every != contract.RetentionInterval {
 		t.Fatalf("schedule spec %+v", desc.Schedule.Spec)
 	}
 	action, ok := desc.Schedule.Action.(*client.ScheduleWorkflowAction)
-	if !ok || action.TaskQueue != workflows.TaskQueue {
+	if !ok || action.TaskQueue != contract.TaskQueue {
 		t.Fatalf("schedule action %+v", desc.Schedule.Action)
 	}
 }

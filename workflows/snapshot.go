@@ -9,7 +9,7 @@ import (
 
 	"github.com/opennvr/vms/activities"
 	"github.com/opennvr/vms/control"
-	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 const (
@@ -41,8 +41,8 @@ const versionAgentSnapshot = "agent-snapshot"
 // snapshot URL and uploads it, and once it acknowledges the object is
 // checked the same way. An agent that is offline, silent or that could not
 // reach the camera fails the snapshot with the reason.
-func SnapshotWorkflow(ctx workflow.Context, in SnapshotInput) error {
-	w := &snapshotWorkflow{in: in, status: store.SnapshotPending}
+func SnapshotWorkflow(ctx workflow.Context, in contract.SnapshotInput) error {
+	w := &snapshotWorkflow{in: in, status: contract.SnapshotPending}
 	if err := w.setup(ctx); err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func SnapshotWorkflow(ctx workflow.Context, in SnapshotInput) error {
 }
 
 type snapshotWorkflow struct {
-	in        SnapshotInput
+	in        contract.SnapshotInput
 	status    string
 	expiresAt time.Time // the upload URL's end
 	checking  bool      // the upload is being checked: no more URLs
@@ -60,19 +60,19 @@ type snapshotWorkflow struct {
 func (w *snapshotWorkflow) setup(ctx workflow.Context) error {
 	w.updatedAt = workflow.Now(ctx)
 	w.expiresAt = w.updatedAt.Add(w.urlExpiry())
-	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateUploadURL, w.uploadURL,
+	err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateUploadURL, w.uploadURL,
 		workflow.UpdateHandlerOptions{Validator: w.validateUploadURL})
 	if err != nil {
 		return err
 	}
-	return upsertKeywords(ctx, keyword{ChannelIDKey, w.in.ChannelID}, keyword{SnapshotStatusKey, w.status})
+	return upsertKeywords(ctx, keyword{contract.ChannelIDKey, w.in.ChannelID}, keyword{contract.SnapshotStatusKey, w.status})
 }
 
 func (w *snapshotWorkflow) validateUploadURL(ctx workflow.Context) error {
 	switch {
-	case w.in.Source != store.SnapshotClient:
+	case w.in.Source != contract.SnapshotClient:
 		return temporal.NewApplicationError("an agent snapshot takes no upload from the client", "NotClientSnapshot")
-	case w.status != store.SnapshotPending || w.checking:
+	case w.status != contract.SnapshotPending || w.checking:
 		return temporal.NewApplicationError(fmt.Sprintf("snapshot is %s", w.status), "SnapshotNotPending")
 	case !workflow.Now(ctx).Before(w.expiresAt):
 		return temporal.NewApplicationError("the upload window has closed", "SnapshotNotPending")
@@ -95,12 +95,12 @@ func (w *snapshotWorkflow) uploadURL(ctx workflow.Context) (string, error) {
 
 func (w *snapshotWorkflow) run(ctx workflow.Context) error {
 	ctx = withActivities(ctx, 30*time.Second)
-	if w.in.Source != store.SnapshotClient {
+	if w.in.Source != contract.SnapshotClient {
 		return w.runAgent(ctx)
 	}
 	completed := false
 	sel := workflow.NewSelector(ctx)
-	sel.AddReceive(workflow.GetSignalChannel(ctx, SignalComplete), func(c workflow.ReceiveChannel, _ bool) {
+	sel.AddReceive(workflow.GetSignalChannel(ctx, contract.SignalComplete), func(c workflow.ReceiveChannel, _ bool) {
 		c.Receive(ctx, nil)
 		completed = true
 	})
@@ -120,11 +120,11 @@ func (w *snapshotWorkflow) run(ctx workflow.Context) error {
 	}
 	switch {
 	case check.OK:
-		return w.updateStatus(ctx, store.SnapshotReady, check, "")
+		return w.updateStatus(ctx, contract.SnapshotReady, check, "")
 	case !completed && !check.Uploaded:
-		return w.updateStatus(ctx, store.SnapshotExpired, check, "no upload before the URL expired")
+		return w.updateStatus(ctx, contract.SnapshotExpired, check, "no upload before the URL expired")
 	default:
-		return w.updateStatus(ctx, store.SnapshotFailed, check, check.Reason)
+		return w.updateStatus(ctx, contract.SnapshotFailed, check, check.Reason)
 	}
 }
 
@@ -132,7 +132,7 @@ func (w *snapshotWorkflow) run(ctx workflow.Context) error {
 func (w *snapshotWorkflow) runAgent(ctx workflow.Context) error {
 	v := workflow.GetVersion(ctx, versionAgentSnapshot, workflow.DefaultVersion, 1)
 	if v == workflow.DefaultVersion || w.in.AgentID == "" {
-		return w.updateStatus(ctx, store.SnapshotFailed, activities.SnapshotCheck{}, reasonNoAgentCapture)
+		return w.updateStatus(ctx, contract.SnapshotFailed, activities.SnapshotCheck{}, reasonNoAgentCapture)
 	}
 	var uploadURL string
 	err := workflow.ExecuteActivity(ctx, acts.PresignSnapshotPut, activities.PresignPutInput{
@@ -147,11 +147,11 @@ func (w *snapshotWorkflow) runAgent(ctx workflow.Context) error {
 	}, 0, 0)
 	switch {
 	case activities.HasErrorType(err, control.ErrOffline):
-		return w.updateStatus(ctx, store.SnapshotFailed, activities.SnapshotCheck{}, reasonAgentOffline)
+		return w.updateStatus(ctx, contract.SnapshotFailed, activities.SnapshotCheck{}, reasonAgentOffline)
 	case err != nil:
-		return w.updateStatus(ctx, store.SnapshotFailed, activities.SnapshotCheck{}, applicationMessage(err))
+		return w.updateStatus(ctx, contract.SnapshotFailed, activities.SnapshotCheck{}, applicationMessage(err))
 	case !ack.OK:
-		return w.updateStatus(ctx, store.SnapshotFailed, activities.SnapshotCheck{}, ack.Error)
+		return w.updateStatus(ctx, contract.SnapshotFailed, activities.SnapshotCheck{}, ack.Error)
 	}
 	var check activities.SnapshotCheck
 	if err := workflow.ExecuteActivity(ctx, acts.VerifySnapshot, w.in.SnapshotID).Get(ctx, &check); err != nil {
@@ -161,9 +161,9 @@ func (w *snapshotWorkflow) runAgent(ctx workflow.Context) error {
 		return err
 	}
 	if check.OK {
-		return w.updateStatus(ctx, store.SnapshotReady, check, "")
+		return w.updateStatus(ctx, contract.SnapshotReady, check, "")
 	}
-	return w.updateStatus(ctx, store.SnapshotFailed, check, check.Reason)
+	return w.updateStatus(ctx, contract.SnapshotFailed, check, check.Reason)
 }
 
 // updateStatus is the one place a snapshot's status changes: the row, the
@@ -176,7 +176,7 @@ func (w *snapshotWorkflow) updateStatus(ctx workflow.Context, status string, che
 		return err
 	}
 	w.status, w.updatedAt = status, workflow.Now(ctx)
-	return upsertKeywords(ctx, keyword{SnapshotStatusKey, status})
+	return upsertKeywords(ctx, keyword{contract.SnapshotStatusKey, status})
 }
 
 func (w *snapshotWorkflow) urlExpiry() time.Duration {

@@ -8,8 +8,8 @@ import (
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 func TestSnapshotClientUpload(t *testing.T) {
@@ -23,26 +23,26 @@ func TestSnapshotClientUpload(t *testing.T) {
 		wantError  string
 		wantAfter  time.Duration // workflow time to the outcome
 	}{
-		{"jpeg completed", jpeg, true, 0, store.SnapshotReady, "image/jpeg", "", 5 * time.Second},
-		{"png completed", png, true, 0, store.SnapshotReady, "image/png", "", 5 * time.Second},
-		{"not an image", []byte("<html>hello</html>"), true, 0, store.SnapshotFailed, "", "not a JPEG or PNG", 5 * time.Second},
-		{"too large", jpeg, true, 16, store.SnapshotFailed, "", "more than the 16 allowed", 5 * time.Second},
-		{"completed without upload", nil, true, 0, store.SnapshotFailed, "", "nothing was uploaded", 5 * time.Second},
+		{"jpeg completed", jpeg, true, 0, contract.SnapshotReady, "image/jpeg", "", 5 * time.Second},
+		{"png completed", png, true, 0, contract.SnapshotReady, "image/png", "", 5 * time.Second},
+		{"not an image", []byte("<html>hello</html>"), true, 0, contract.SnapshotFailed, "", "not a JPEG or PNG", 5 * time.Second},
+		{"too large", jpeg, true, 16, contract.SnapshotFailed, "", "more than the 16 allowed", 5 * time.Second},
+		{"completed without upload", nil, true, 0, contract.SnapshotFailed, "", "nothing was uploaded", 5 * time.Second},
 		// Checked once more when the URL expires (plus 10 s slack).
-		{"uploaded, never completed", jpeg, false, 0, store.SnapshotReady, "image/jpeg", "", 70 * time.Second},
-		{"no upload", nil, false, 0, store.SnapshotExpired, "", "no upload before the URL expired", 70 * time.Second},
+		{"uploaded, never completed", jpeg, false, 0, contract.SnapshotReady, "image/jpeg", "", 70 * time.Second},
+		{"no upload", nil, false, 0, contract.SnapshotExpired, "", "no upload before the URL expired", 70 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
 			objects := w.objects
 			w.acts.MaxSnapshotBytes = tt.maxBytes
-			sn := w.newSnapshot(t, store.SnapshotClient)
+			sn := w.newSnapshot(t, contract.SnapshotClient)
 			env := newEnv(t, w)
 			var url string
 			var urlErr error
 			env.RegisterDelayedCallback(func() {
-				env.UpdateWorkflow(workflows.UpdateUploadURL, uuid.NewString(), &testsuite.TestUpdateCallback{
+				env.UpdateWorkflow(contract.UpdateUploadURL, uuid.NewString(), &testsuite.TestUpdateCallback{
 					OnReject:   func(err error) { urlErr = err },
 					OnComplete: func(v any, err error) { url, _ = v.(string); urlErr = err },
 				})
@@ -52,11 +52,11 @@ func TestSnapshotClientUpload(t *testing.T) {
 					put(t, objects, sn.Key, tt.upload)
 				}
 				if tt.complete {
-					env.SignalWorkflow(workflows.SignalComplete, nil)
+					env.SignalWorkflow(contract.SignalComplete, nil)
 				}
 			}, 5*time.Second)
-			env.ExecuteWorkflow(workflows.SnapshotWorkflow, workflows.SnapshotInput{
-				SnapshotID: sn.ID.String(), ChannelID: w.ch.ID.String(), Source: store.SnapshotClient,
+			env.ExecuteWorkflow(workflows.SnapshotWorkflow, contract.SnapshotInput{
+				SnapshotID: sn.ID.String(), ChannelID: w.ch.ID.String(), Source: contract.SnapshotClient,
 				Key: sn.Key, URLExpiry: time.Minute,
 			})
 			if err := env.GetWorkflowError(); err != nil {
@@ -73,7 +73,7 @@ func TestSnapshotClientUpload(t *testing.T) {
 				t.Errorf("snapshot = %s %q error %q, want %s %q error containing %q",
 					got.Status, got.ContentType, got.Error, tt.wantStatus, tt.wantType, tt.wantError)
 			}
-			if tt.wantStatus == store.SnapshotReady && got.Size != int64(len(tt.upload)) {
+			if tt.wantStatus == contract.SnapshotReady && got.Size != int64(len(tt.upload)) {
 				t.Errorf("snapshot size = %d, want %d", got.Size, len(tt.upload))
 			}
 		})
@@ -84,16 +84,16 @@ func TestSnapshotClientUpload(t *testing.T) {
 // client upload.
 func TestSnapshotAgentSource(t *testing.T) {
 	w := newWorld(t)
-	sn := w.newSnapshot(t, store.SnapshotAgent)
+	sn := w.newSnapshot(t, contract.SnapshotAgent)
 	env := newEnv(t, w)
 	var urlErr error
 	env.RegisterDelayedCallback(func() {
-		env.UpdateWorkflow(workflows.UpdateUploadURL, "u", &testsuite.TestUpdateCallback{
+		env.UpdateWorkflow(contract.UpdateUploadURL, "u", &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { urlErr = err }, OnComplete: func(_ any, err error) { urlErr = err },
 		})
 	}, 0)
-	env.ExecuteWorkflow(workflows.SnapshotWorkflow, workflows.SnapshotInput{
-		SnapshotID: sn.ID.String(), ChannelID: w.ch.ID.String(), Source: store.SnapshotAgent, Key: sn.Key, URLExpiry: time.Minute,
+	env.ExecuteWorkflow(workflows.SnapshotWorkflow, contract.SnapshotInput{
+		SnapshotID: sn.ID.String(), ChannelID: w.ch.ID.String(), Source: contract.SnapshotAgent, Key: sn.Key, URLExpiry: time.Minute,
 	})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatalf("workflow error: %v", err)
@@ -101,7 +101,7 @@ func TestSnapshotAgentSource(t *testing.T) {
 	if urlErr == nil {
 		t.Error("upload URL for an agent snapshot was granted")
 	}
-	if got := w.snapshot(t, sn.ID); got.Status != store.SnapshotFailed || got.Error != "no agent capture yet" {
+	if got := w.snapshot(t, sn.ID); got.Status != contract.SnapshotFailed || got.Error != "no agent capture yet" {
 		t.Errorf("snapshot = %s %q, want failed: no agent capture yet", got.Status, got.Error)
 	}
 }

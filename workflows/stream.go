@@ -7,7 +7,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/opennvr/vms/activities"
-	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/recording"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 const (
@@ -25,12 +26,12 @@ const (
 // (live), segment (record it, wake the clips waiting on the channel),
 // stopped (ended). With no segment for twice the segment length the session
 // is lost.
-func StreamSessionWorkflow(ctx workflow.Context, in StreamInput) error {
+func StreamSessionWorkflow(ctx workflow.Context, in contract.StreamInput) error {
 	w := &streamWorkflow{
 		in:       in,
-		started:  workflow.GetSignalChannel(ctx, SignalStarted),
-		segments: workflow.GetSignalChannel(ctx, SignalSegment),
-		stopped:  workflow.GetSignalChannel(ctx, SignalStopped),
+		started:  workflow.GetSignalChannel(ctx, contract.SignalStarted),
+		segments: workflow.GetSignalChannel(ctx, contract.SignalSegment),
+		stopped:  workflow.GetSignalChannel(ctx, contract.SignalStopped),
 	}
 	if err := w.setup(ctx); err != nil {
 		return err
@@ -39,9 +40,9 @@ func StreamSessionWorkflow(ctx workflow.Context, in StreamInput) error {
 }
 
 type streamWorkflow struct {
-	in          StreamInput // carries the session's state across runs
-	authorizing bool        // an authorize update is being handled
-	refused     bool        // authorization failed for good: the token is spent
+	in          contract.StreamInput // carries the session's state across runs
+	authorizing bool                 // an authorize update is being handled
+	refused     bool                 // authorization failed for good: the token is spent
 	updatedAt   time.Time
 
 	started, segments, stopped workflow.ReceiveChannel
@@ -52,34 +53,34 @@ type streamWorkflow struct {
 
 func (w *streamWorkflow) setup(ctx workflow.Context) error {
 	w.updatedAt = workflow.Now(ctx)
-	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAuthorize, w.authorize,
+	err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateAuthorize, w.authorize,
 		workflow.UpdateHandlerOptions{Validator: w.validateAuthorize})
 	if err != nil {
 		return err
 	}
-	return upsertKeywords(ctx, keyword{ChannelIDKey, w.in.ChannelID})
+	return upsertKeywords(ctx, keyword{contract.ChannelIDKey, w.in.ChannelID})
 }
 
 // validateAuthorize makes the token single use: once one authorize has been
 // accepted, every other is refused, in this run and the continued ones.
-func (w *streamWorkflow) validateAuthorize(ctx workflow.Context, req AuthorizeRequest) error {
+func (w *streamWorkflow) validateAuthorize(ctx workflow.Context, req contract.AuthorizeRequest) error {
 	if w.in.Authorized || w.authorizing || w.refused {
 		return temporal.NewApplicationError("token already used", ErrTokenUsed)
 	}
 	return nil
 }
 
-func (w *streamWorkflow) authorize(ctx workflow.Context, req AuthorizeRequest) (StreamGrant, error) {
+func (w *streamWorkflow) authorize(ctx workflow.Context, req contract.AuthorizeRequest) (recording.Grant, error) {
 	w.authorizing = true // before any wait: a concurrent second authorize is refused
 	defer func() { w.authorizing = false }()
 	ctx = withAnswerActivities(ctx)
 	if err := workflow.ExecuteActivity(ctx, acts.CheckChannel, w.in.ChannelID).Get(ctx, nil); err != nil {
 		if activities.HasErrorType(err, activities.ErrChannelInactive) {
 			w.refused = true
-			return StreamGrant{}, temporal.NewApplicationError(applicationMessage(err), activities.ErrChannelInactive)
+			return recording.Grant{}, temporal.NewApplicationError(applicationMessage(err), activities.ErrChannelInactive)
 		}
 		// A transient failure leaves the token unused: the worker may retry.
-		return StreamGrant{}, err
+		return recording.Grant{}, err
 	}
 	err := workflow.ExecuteActivity(ctx, acts.CreateSession, activities.CreateSessionInput{
 		SessionID: w.in.SessionID, ChannelID: w.in.ChannelID, Quality: w.in.Quality, Worker: req.Worker,
@@ -87,13 +88,13 @@ func (w *streamWorkflow) authorize(ctx workflow.Context, req AuthorizeRequest) (
 	if err != nil {
 		if activities.HasErrorType(err, activities.ErrChannelDeleted) {
 			w.refused = true
-			return StreamGrant{}, temporal.NewApplicationError("channel was deleted", activities.ErrChannelInactive)
+			return recording.Grant{}, temporal.NewApplicationError("channel was deleted", activities.ErrChannelInactive)
 		}
-		return StreamGrant{}, err
+		return recording.Grant{}, err
 	}
 	now := workflow.Now(ctx)
-	w.in.Authorized, w.in.Worker, w.in.Status, w.in.LastSeen, w.updatedAt = true, req.Worker, store.SessionAuthorized, now, now
-	return StreamGrant{
+	w.in.Authorized, w.in.Worker, w.in.Status, w.in.LastSeen, w.updatedAt = true, req.Worker, contract.SessionAuthorized, now, now
+	return recording.Grant{
 		SessionID: w.in.SessionID, ChannelID: w.in.ChannelID, Quality: w.in.Quality,
 		SegmentSeconds: int(w.segmentLength().Seconds()),
 	}, nil
@@ -132,9 +133,9 @@ func (w *streamWorkflow) run(ctx workflow.Context) error {
 		}
 		switch {
 		case w.stopping:
-			return w.end(ctx, store.SessionEnded)
+			return w.end(ctx, contract.SessionEnded)
 		case w.isLost(ctx):
-			return w.end(ctx, store.SessionLost)
+			return w.end(ctx, contract.SessionLost)
 		}
 	}
 }
@@ -154,7 +155,7 @@ func (w *streamWorkflow) next(ctx workflow.Context) (lost bool, err error) {
 		err = w.onStarted(ctx)
 	})
 	sel.AddReceive(w.segments, func(c workflow.ReceiveChannel, _ bool) {
-		var rep SegmentReport
+		var rep recording.SegmentReport
 		c.Receive(ctx, &rep)
 		err = w.onSegment(ctx, rep)
 	})
@@ -178,19 +179,19 @@ func (w *streamWorkflow) isLost(ctx workflow.Context) bool {
 
 func (w *streamWorkflow) onStarted(ctx workflow.Context) error {
 	w.in.LastSeen = workflow.Now(ctx)
-	if w.in.Status != store.SessionAuthorized {
+	if w.in.Status != contract.SessionAuthorized {
 		return nil
 	}
-	return w.updateStatus(ctx, store.SessionLive)
+	return w.updateStatus(ctx, contract.SessionLive)
 }
 
 // onSegment records a segment and, if it is new, wakes the clips of the
 // channel. A re-delivered report records nothing and wakes no one.
-func (w *streamWorkflow) onSegment(ctx workflow.Context, rep SegmentReport) error {
+func (w *streamWorkflow) onSegment(ctx workflow.Context, rep recording.SegmentReport) error {
 	w.in.LastSeen = workflow.Now(ctx)
-	if w.in.Status == store.SessionAuthorized {
+	if w.in.Status == contract.SessionAuthorized {
 		// The started report is missing or late: a segment proves the stream live.
-		if err := w.updateStatus(ctx, store.SessionLive); err != nil {
+		if err := w.updateStatus(ctx, contract.SessionLive); err != nil {
 			return err
 		}
 	}
@@ -212,7 +213,7 @@ func (w *streamWorkflow) onSegment(ctx workflow.Context, rep SegmentReport) erro
 	}
 	return workflow.ExecuteActivity(ctx, acts.NotifyClips, activities.NotifyClipsInput{
 		ChannelID: w.in.ChannelID,
-		Segment:   SegmentSignal{RecordingID: res.RecordingID, Start: rep.Start, End: rep.End},
+		Segment:   contract.SegmentSignal{RecordingID: res.RecordingID, Start: rep.Start, End: rep.End},
 	}).Get(ctx, nil)
 }
 
@@ -229,7 +230,7 @@ func (w *streamWorkflow) drain(ctx workflow.Context) error {
 				return err
 			}
 		}
-		var rep SegmentReport
+		var rep recording.SegmentReport
 		for w.segments.ReceiveAsync(&rep) {
 			handled = true
 			if err := w.onSegment(ctx, rep); err != nil {
@@ -274,7 +275,7 @@ func (w *streamWorkflow) continueAsNew(ctx workflow.Context) error {
 		return w.stop(ctx, err)
 	}
 	if w.stopping {
-		return w.end(ctx, store.SessionEnded)
+		return w.end(ctx, contract.SessionEnded)
 	}
 	if err := allHandlersFinished(ctx); err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 // session is a stream session of the world's channel under test.
@@ -32,15 +33,15 @@ func newSession(t *testing.T, w *world) *session {
 	return &session{w: w, env: newEnv(t, w), id: uuid.New(), sig: sig}
 }
 
-func (s *session) input(segmentLength time.Duration) workflows.StreamInput {
-	return workflows.StreamInput{SessionID: s.id.String(), ChannelID: s.w.ch.ID.String(), Quality: "high", SegmentLength: segmentLength}
+func (s *session) input(segmentLength time.Duration) contract.StreamInput {
+	return contract.StreamInput{SessionID: s.id.String(), ChannelID: s.w.ch.ID.String(), Quality: "high", SegmentLength: segmentLength}
 }
 
 // authorize runs the authorize update at workflow time at; the outcome
 // lands in *grant and *err.
 func (s *session) authorize(at time.Duration, grant *recording.Grant, err *error) {
 	s.env.RegisterDelayedCallback(func() {
-		s.env.UpdateWorkflow(workflows.UpdateAuthorize, uuid.NewString(), &testsuite.TestUpdateCallback{
+		s.env.UpdateWorkflow(contract.UpdateAuthorize, uuid.NewString(), &testsuite.TestUpdateCallback{
 			OnReject: func(e error) { *err = e },
 			OnComplete: func(v any, e error) {
 				*err = e
@@ -48,7 +49,7 @@ func (s *session) authorize(at time.Duration, grant *recording.Grant, err *error
 					*grant = g
 				}
 			},
-		}, workflows.AuthorizeRequest{Worker: "nvr-1"})
+		}, contract.AuthorizeRequest{Worker: "nvr-1"})
 	}, at)
 }
 
@@ -82,9 +83,9 @@ func TestStreamAuthorizeOnce(t *testing.T) {
 	var err1, err2, err3 error
 	s.authorize(0, &grant, &err1)
 	s.authorize(time.Second, &grant2, &err2)
-	s.signal(2*time.Second, workflows.SignalStarted, nil)
+	s.signal(2*time.Second, contract.SignalStarted, nil)
 	s.authorize(3*time.Second, &grant2, &err3)
-	s.signal(4*time.Second, workflows.SignalStopped, nil)
+	s.signal(4*time.Second, contract.SignalStopped, nil)
 	s.env.ExecuteWorkflow(workflows.StreamSessionWorkflow, s.input(30*time.Second))
 	s.mustComplete(t)
 
@@ -97,7 +98,7 @@ func TestStreamAuthorizeOnce(t *testing.T) {
 			t.Errorf("authorize #%d = %v, want rejected: token already used", i+2, err)
 		}
 	}
-	if row := s.row(t); row.Status != store.SessionEnded || row.Worker != "nvr-1" || row.StartedAt == nil || row.EndedAt == nil {
+	if row := s.row(t); row.Status != contract.SessionEnded || row.Worker != "nvr-1" || row.StartedAt == nil || row.EndedAt == nil {
 		t.Errorf("session row = %+v, want ended by nvr-1 with start and end times", row)
 	}
 }
@@ -138,10 +139,10 @@ func TestStreamDuplicateSegment(t *testing.T) {
 	var err error
 	seg := w.segment(s.id, t0, 30*time.Second)
 	s.authorize(0, &grant, &err)
-	s.signal(time.Second, workflows.SignalStarted, nil)
-	s.signal(30*time.Second, workflows.SignalSegment, seg)
-	s.signal(31*time.Second, workflows.SignalSegment, seg)
-	s.signal(32*time.Second, workflows.SignalStopped, nil)
+	s.signal(time.Second, contract.SignalStarted, nil)
+	s.signal(30*time.Second, contract.SignalSegment, seg)
+	s.signal(31*time.Second, contract.SignalSegment, seg)
+	s.signal(32*time.Second, contract.SignalStopped, nil)
 	s.env.ExecuteWorkflow(workflows.StreamSessionWorkflow, s.input(30*time.Second))
 	s.mustComplete(t)
 
@@ -151,7 +152,7 @@ func TestStreamDuplicateSegment(t *testing.T) {
 	if n := w.countRecordings(t); n != 1 {
 		t.Errorf("%d recordings, want 1", n)
 	}
-	if n := s.sig.to(workflows.ClipWorkflowID(clip.ID.String())); n != 1 {
+	if n := s.sig.to(contract.ClipWorkflowID(clip.ID.String())); n != 1 {
 		t.Errorf("clip signalled %d times, want 1", n)
 	}
 }
@@ -178,10 +179,10 @@ func TestStreamLost(t *testing.T) {
 			var err error
 			s.authorize(0, &grant, &err)
 			if tt.started {
-				s.signal(time.Second, workflows.SignalStarted, nil)
+				s.signal(time.Second, contract.SignalStarted, nil)
 			}
 			for i := range tt.segments {
-				s.signal(time.Duration(i+1)*30*time.Second, workflows.SignalSegment,
+				s.signal(time.Duration(i+1)*30*time.Second, contract.SignalSegment,
 					w.segment(s.id, t0.Add(time.Duration(i)*30*time.Second), 30*time.Second))
 			}
 			s.env.ExecuteWorkflow(workflows.StreamSessionWorkflow, s.input(30*time.Second))
@@ -191,7 +192,7 @@ func TestStreamLost(t *testing.T) {
 				t.Errorf("lost after %s, want %s", d, tt.wantLost)
 			}
 			row := s.row(t)
-			if row.Status != store.SessionLost || row.EndedAt == nil || !row.EndedAt.Equal(t0.Add(tt.wantLost).Truncate(time.Millisecond)) {
+			if row.Status != contract.SessionLost || row.EndedAt == nil || !row.EndedAt.Equal(t0.Add(tt.wantLost).Truncate(time.Millisecond)) {
 				t.Errorf("session row = %s ended %v, want lost at %s", row.Status, row.EndedAt, t0.Add(tt.wantLost))
 			}
 			if n := w.countRecordings(t); n != tt.segments {
@@ -208,11 +209,11 @@ func TestStreamStoppedEnds(t *testing.T) {
 	var grant recording.Grant
 	var err error
 	s.authorize(0, &grant, &err)
-	s.signal(time.Second, workflows.SignalStarted, nil)
-	s.signal(30*time.Second, workflows.SignalSegment, w.segment(s.id, t0, 30*time.Second))
+	s.signal(time.Second, contract.SignalStarted, nil)
+	s.signal(30*time.Second, contract.SignalSegment, w.segment(s.id, t0, 30*time.Second))
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(workflows.SignalStopped, nil)
-		s.env.SignalWorkflow(workflows.SignalSegment, w.segment(s.id, t0.Add(30*time.Second), 10*time.Second))
+		s.env.SignalWorkflow(contract.SignalStopped, nil)
+		s.env.SignalWorkflow(contract.SignalSegment, w.segment(s.id, t0.Add(30*time.Second), 10*time.Second))
 	}, 40*time.Second)
 	s.env.ExecuteWorkflow(workflows.StreamSessionWorkflow, s.input(30*time.Second))
 	s.mustComplete(t)
@@ -221,7 +222,7 @@ func TestStreamStoppedEnds(t *testing.T) {
 		t.Errorf("%d recordings, want 2 (the one queued behind stop too)", n)
 	}
 	row := s.row(t)
-	if row.Status != store.SessionEnded || row.StartedAt == nil || !row.StartedAt.Equal(t0.Add(time.Second).Truncate(time.Millisecond)) {
+	if row.Status != contract.SessionEnded || row.StartedAt == nil || !row.StartedAt.Equal(t0.Add(time.Second).Truncate(time.Millisecond)) {
 		t.Errorf("session row = %+v, want ended, started at 1 s", row)
 	}
 }
@@ -247,14 +248,14 @@ func TestStreamContinuesAsNew(t *testing.T) {
 	var grant recording.Grant
 	var err error
 	s.authorize(0, &grant, &err)
-	s.signal(time.Second, workflows.SignalStarted, nil)
+	s.signal(time.Second, contract.SignalStarted, nil)
 	for i := range 200 {
-		s.signal(time.Duration(i+2)*time.Second, workflows.SignalSegment, w.segment(s.id, t0.Add(time.Duration(i)*time.Second), time.Second))
+		s.signal(time.Duration(i+2)*time.Second, contract.SignalSegment, w.segment(s.id, t0.Add(time.Duration(i)*time.Second), time.Second))
 	}
 	// Two more queue up behind the 200th: they are recorded before the run
 	// continues as new, not lost with it.
 	for i := 200; i < 202; i++ {
-		s.signal(201*time.Second, workflows.SignalSegment, w.segment(s.id, t0.Add(time.Duration(i)*time.Second), time.Second))
+		s.signal(201*time.Second, contract.SignalSegment, w.segment(s.id, t0.Add(time.Duration(i)*time.Second), time.Second))
 	}
 	s.env.ExecuteWorkflow(workflows.StreamSessionWorkflow, s.input(time.Second))
 
@@ -262,11 +263,11 @@ func TestStreamContinuesAsNew(t *testing.T) {
 	if err := s.env.GetWorkflowError(); !errors.As(err, &can) {
 		t.Fatalf("workflow error = %v, want continue-as-new", err)
 	}
-	var next workflows.StreamInput
+	var next contract.StreamInput
 	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
 		t.Fatal(err)
 	}
-	if !next.Authorized || next.Status != store.SessionLive || next.Worker != "nvr-1" || next.Segments != 202 || next.SessionID != s.id.String() {
+	if !next.Authorized || next.Status != contract.SessionLive || next.Worker != "nvr-1" || next.Segments != 202 || next.SessionID != s.id.String() {
 		t.Errorf("next run input = %+v, want authorized, live, 202 segments", next)
 	}
 
@@ -274,13 +275,13 @@ func TestStreamContinuesAsNew(t *testing.T) {
 	env := newEnv(t, w)
 	var err2 error
 	env.RegisterDelayedCallback(func() {
-		env.UpdateWorkflow(workflows.UpdateAuthorize, "again", &testsuite.TestUpdateCallback{
+		env.UpdateWorkflow(contract.UpdateAuthorize, "again", &testsuite.TestUpdateCallback{
 			OnReject: func(e error) { err2 = e }, OnComplete: func(_ any, e error) { err2 = e },
-		}, workflows.AuthorizeRequest{Worker: "nvr-2"})
+		}, contract.AuthorizeRequest{Worker: "nvr-2"})
 	}, 0)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(workflows.SignalSegment, w.segment(s.id, t0.Add(time.Hour), time.Second))
-		env.SignalWorkflow(workflows.SignalStopped, nil)
+		env.SignalWorkflow(contract.SignalSegment, w.segment(s.id, t0.Add(time.Hour), time.Second))
+		env.SignalWorkflow(contract.SignalStopped, nil)
 	}, 100*time.Millisecond)
 	env.SetStartTime(next.LastSeen)
 	env.ExecuteWorkflow(workflows.StreamSessionWorkflow, next)

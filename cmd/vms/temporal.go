@@ -24,6 +24,7 @@ import (
 	"github.com/opennvr/vms/reconcile"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 	"github.com/opennvr/vms/workflows/devserver"
 )
 
@@ -91,8 +92,8 @@ func startDevTemporal(ctx context.Context, dataDir string) (*testsuite.DevServer
 	if err != nil {
 		return nil, err
 	}
-	attrs := make([]temporal.SearchAttributeUpdate, 0, len(workflows.SearchAttributes))
-	for _, name := range workflows.SearchAttributes {
+	attrs := make([]temporal.SearchAttributeUpdate, 0, len(contract.SearchAttributes))
+	for _, name := range contract.SearchAttributes {
 		attrs = append(attrs, temporal.NewSearchAttributeKeyKeyword(name).ValueSet(""))
 	}
 	return testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
@@ -119,7 +120,7 @@ func startDevTemporal(ctx context.Context, dataDir string) (*testsuite.DevServer
 // activity registered.
 func newWorkflowWorker(tc client.Client, st *store.Store, objects *objectstore.Client) (worker.Worker, *activities.Activities) {
 	acts := &activities.Activities{Store: st, Objects: objects, Temporal: tc}
-	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
+	w := worker.New(tc, contract.TaskQueue, worker.Options{})
 	workflows.Register(w, acts)
 	return w, acts
 }

@@ -1,11 +1,13 @@
-// Package contract names what the NVR's durable flows share with their
-// callers and their activities: workflow ids, the task queue, signal, query
-// and update names, search attribute keys, and the input and result types.
+// Package contract is the one place that names what the NVR's durable flows
+// share with their callers and their activities: workflow ids, the task
+// queue, signal, query and update names, search attribute keys, the statuses
+// the workflows move clips, stream sessions and snapshots through, and the
+// input and result types. Handlers, activities, workflows and tests import
+// it directly; nothing re-exports it.
 //
 // It is a leaf package so that activities (which signal clip workflows) and
-// workflows (which call activities) can both use it without an import cycle.
-// Callers normally use the same names through package workflows
-// (workflows/names.go re-exports every one of them).
+// workflows (which call activities) can both use it without an import cycle,
+// and so that workflow code needs no storage package for a status.
 package contract
 
 import (
@@ -35,6 +37,32 @@ var (
 // SearchAttributes lists every custom search attribute, for registering
 // them on a namespace (the dev server does so at start). All are Keyword.
 var SearchAttributes = []string{"ClipStatus", "ChannelID", "SnapshotStatus"}
+
+// Stream session states.
+const (
+	SessionAuthorized = "authorized"
+	SessionLive       = "live"
+	SessionEnded      = "ended"
+	SessionLost       = "lost"
+)
+
+// Clip states.
+const (
+	ClipInProgress = "in_progress"
+	ClipFinished   = "finished"
+	ClipFailed     = "failed"
+)
+
+// Snapshot sources and states.
+const (
+	SnapshotClient = "client"
+	SnapshotAgent  = "agent"
+
+	SnapshotPending = "pending"
+	SnapshotReady   = "ready"
+	SnapshotFailed  = "failed"
+	SnapshotExpired = "expired"
+)
 
 // Signal, query and update names.
 const (
@@ -96,7 +124,7 @@ type StreamInput struct {
 	// them zero.
 	Authorized bool      // the token was used: a new authorize is refused
 	Worker     string    // the media worker that was granted the stream
-	Status     string    // store.SessionAuthorized or store.SessionLive
+	Status     string    // SessionAuthorized or SessionLive
 	LastSeen   time.Time // when the stream last showed life (authorize, start, segment)
 	Segments   int       // segments recorded by the earlier runs
 }
@@ -112,7 +140,7 @@ type AuthorizeRequest struct {
 type SnapshotInput struct {
 	SnapshotID string
 	ChannelID  string
-	Source     string // store.SnapshotClient or store.SnapshotAgent
+	Source     string // SnapshotClient or SnapshotAgent
 	Key        string
 	// URLExpiry is the presigned PUT's lifetime; a client that has not
 	// uploaded by then finds its snapshot expired (zero: 15 minutes).
