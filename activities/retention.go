@@ -2,10 +2,13 @@ package activities
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/opennvr/vms/recording"
+	"github.com/opennvr/vms/store"
 	"go.temporal.io/sdk/activity"
 )
 
@@ -81,8 +84,13 @@ func (a *Activities) PurgeChannelObjects(ctx context.Context, channelID string) 
 	if err != nil {
 		return 0, err
 	}
-	if _, err := a.Store.ChannelByID(ctx, id); err == nil {
+	// Only a channel known to be gone may lose its objects: a failed read
+	// is retried, never taken for "deleted".
+	switch _, err := a.Store.ChannelByID(ctx, id); {
+	case err == nil:
 		return 0, permanent(ErrBadInput, "channel %s still exists", channelID)
+	case !errors.Is(err, store.ErrNotFound):
+		return 0, fmt.Errorf("read channel %s: %w", channelID, err)
 	}
 	total := 0
 	// Everything uploaded until now; far in the future covers clock skew.

@@ -136,6 +136,18 @@ func TestPurgeChannelObjects(t *testing.T) {
 	if err := st.DeleteChannel(ctx, ch.AccountID, ch.ID); err != nil {
 		t.Fatal(err)
 	}
+	// A database that cannot answer is not a channel that is gone.
+	broken := storetest.Open(t, "sqlite")
+	broken.Close()
+	brokenActs := &activities.Activities{Store: broken, Objects: objects}
+	if n, err := brokenActs.PurgeChannelObjects(ctx, ch.ID.String()); err == nil || n != 0 || activities.HasErrorType(err, activities.ErrBadInput) {
+		t.Fatalf("purge on a failed read: %d objects, %v; want a retryable error and nothing deleted", n, err)
+	}
+	for _, k := range []string{recs[0].Key, recs[1].Key, clipKey} {
+		if _, err := objects.Head(ctx, k); err != nil {
+			t.Fatalf("%s deleted after a failed read: %v", k, err)
+		}
+	}
 	n, err := acts.PurgeChannelObjects(ctx, ch.ID.String())
 	if err != nil || n != 3 {
 		t.Fatalf("purged %d objects (%v), want 3", n, err)
