@@ -2,9 +2,10 @@
 # `make test` runs the full suite. Both build what they need.
 GO        ?= go
 BIN       := $(CURDIR)/bin
-TEMPORAL  := $(BIN)/temporal
+# bin/temporal is relative so that `make bin/temporal` names this target.
+TEMPORAL  := bin/temporal
 VMS       := $(BIN)/vms
-export VMS_TEMPORAL_BIN := $(TEMPORAL)
+export VMS_TEMPORAL_BIN := $(CURDIR)/$(TEMPORAL)
 
 .PHONY: run build test lint bench clean
 
@@ -28,6 +29,7 @@ WORKFLOWCHECK := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(WORKFLOWCHECK) ./workflows/...
 

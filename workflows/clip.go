@@ -191,7 +191,6 @@ func (w *clipWorkflow) continueAsNew(ctx workflow.Context) error {
 	w.drain()
 	next := w.in
 	next.Continued = true
-	next.Signals += w.signals
 	return workflow.NewContinueAsNewError(ctx, ClipWorkflow, next)
 }
 

@@ -87,10 +87,10 @@ type ClipInput struct {
 	// (zero: 2 minutes).
 	Grace time.Duration
 
-	// Set by the workflow itself when it continues as new; callers leave
-	// them zero.
-	Continued bool // a later run of the same clip: it has waited already
-	Signals   int  // segment signals the earlier runs received
+	// Continued is set by the workflow itself when it continues as new
+	// (callers leave it false): a later run of the same clip has waited
+	// already.
+	Continued bool
 }
 
 // ClipProgress is what QueryProgress answers.
