@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"strings"
@@ -53,4 +54,36 @@ func (s *Server) requireAdmin(c *gin.Context) {
 
 func account(c *gin.Context) *store.Account {
 	return c.MustGet(accountKey).(*store.Account)
+}
+
+const agentKey = "agent"
+
+// authWorker admits media workers by their shared key.
+func (s *Server) authWorker(c *gin.Context) {
+	key := bearer(c)
+	if s.opts.WorkerKey == "" || subtle.ConstantTimeCompare([]byte(key), []byte(s.opts.WorkerKey)) != 1 {
+		fail(c, http.StatusUnauthorized, "unauthorized", "media worker key required")
+		return
+	}
+	c.Next()
+}
+
+// authAgent admits local agents by their own key.
+func (s *Server) authAgent(c *gin.Context) {
+	key := bearer(c)
+	if key == "" {
+		fail(c, http.StatusUnauthorized, "unauthorized", "agent key required")
+		return
+	}
+	a, err := s.opts.Store.AgentByKey(c.Request.Context(), key)
+	if errors.Is(err, store.ErrNotFound) {
+		fail(c, http.StatusUnauthorized, "unauthorized", "invalid agent key")
+		return
+	}
+	if err != nil {
+		failErr(c, "agent", err)
+		return
+	}
+	c.Set(agentKey, a)
+	c.Next()
 }

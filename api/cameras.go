@@ -1,8 +1,10 @@
 package api
 
 import (
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,6 +74,32 @@ func redactURL(s string) string {
 		return s
 	}
 	return u.Redacted()
+}
+
+// cameraURL is the URL the agent pulls: scheme by protocol, credentials
+// embedded, the quality's path.
+func cameraURL(cam *store.Camera, path string) string {
+	scheme := cam.Protocol
+	if scheme == store.ProtocolMJPEG {
+		scheme = "http"
+	}
+	path, query, _ := strings.Cut(path, "?")
+	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(cam.Host, strconv.Itoa(cam.Port)), Path: path, RawQuery: query}
+	if cam.Username != "" {
+		u.User = url.UserPassword(cam.Username, cam.Password)
+	}
+	return u.String()
+}
+
+// withCredentials puts the camera's user name and password into raw unless
+// it carries credentials of its own.
+func withCredentials(raw, username, password string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || username == "" {
+		return raw
+	}
+	u.User = url.UserPassword(username, password)
+	return u.String()
 }
 
 var defaultPorts = map[string]int{

@@ -1,13 +1,11 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -15,15 +13,6 @@ import (
 	"github.com/opennvr/vms/workflows"
 	"github.com/opennvr/vms/workflows/contract"
 )
-
-// requireTemporal answers 503 when the server runs without a Temporal client.
-func (s *Server) requireTemporal(c *gin.Context) {
-	if s.opts.Temporal == nil {
-		fail(c, http.StatusServiceUnavailable, "workflows_unavailable", "this API runs without Temporal")
-		return
-	}
-	c.Next()
-}
 
 type clipRequest struct {
 	Start *time.Time `json:"start"`
@@ -145,9 +134,4 @@ func (s *Server) getClip(c *gin.Context) {
 		}
 	}
 	c.JSON(http.StatusOK, view)
-}
-
-func isNotFound(err error) bool {
-	var nf *serviceerror.NotFound
-	return errors.As(err, &nf)
 }

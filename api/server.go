@@ -8,17 +8,14 @@ import (
 	_ "embed"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"go.temporal.io/sdk/client"
 
 	"github.com/opennvr/vms/control"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/streamtoken"
 	"github.com/opennvr/vms/workflows/contract"
@@ -31,6 +28,12 @@ var openAPISpec []byte
 type Presigner interface {
 	PresignGet(ctx context.Context, key string, expiry time.Duration) (string, error)
 	PresignPut(ctx context.Context, key, contentType string, expiry time.Duration) (string, error)
+}
+
+// SegmentRecorder records a segment whose stream workflow has already ended
+// (a late upload from the media worker's spool), and wakes waiting clips.
+type SegmentRecorder interface {
+	RecordLateSegment(ctx context.Context, sessionID, channelID string, seg recording.SegmentReport) error
 }
 
 // Options are the server's dependencies and limits.
@@ -167,6 +170,15 @@ func (s *Server) Handler() http.Handler {
 	return r
 }
 
+// requireTemporal answers 503 when the server runs without a Temporal client.
+func (s *Server) requireTemporal(c *gin.Context) {
+	if s.opts.Temporal == nil {
+		fail(c, http.StatusServiceUnavailable, "workflows_unavailable", "this API runs without Temporal")
+		return
+	}
+	c.Next()
+}
+
 func (s *Server) healthz(c *gin.Context) {
 	if err := s.opts.Store.DB.PingContext(c.Request.Context()); err != nil {
 		fail(c, http.StatusServiceUnavailable, "unhealthy", "database unreachable")
@@ -185,46 +197,6 @@ func (s *Server) recoverJSON(c *gin.Context) {
 		}
 	}()
 	c.Next()
-}
-
-type metrics struct {
-	registry *prometheus.Registry
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-}
-
-func newMetrics() *metrics {
-	m := &metrics{
-		registry: prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vms_http_requests_total", Help: "HTTP requests by route, method and status.",
-		}, []string{"route", "method", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "vms_http_request_duration_seconds", Help: "HTTP request latency by route.",
-			Buckets: prometheus.DefBuckets,
-		}, []string{"route", "method"}),
-	}
-	m.registry.MustRegister(m.requests, m.duration,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
-}
-
-// observe logs and counts every request by its route pattern (never the raw
-// path or query, which may carry ids and signatures).
-func (s *Server) observe(c *gin.Context) {
-	start := time.Now()
-	c.Next()
-	route := c.FullPath()
-	if route == "" {
-		route = "unmatched"
-	}
-	d := time.Since(start)
-	code := strconv.Itoa(c.Writer.Status())
-	s.metrics.requests.WithLabelValues(route, c.Request.Method, code).Inc()
-	s.metrics.duration.WithLabelValues(route, c.Request.Method).Observe(d.Seconds())
-	if route != "/healthz" && route != "/metrics" {
-		slog.InfoContext(c, "http", "method", c.Request.Method, "route", route, "status", c.Writer.Status(), "ms", d.Milliseconds())
-	}
 }
 
 func (s *Server) logWarn(c *gin.Context, msg string, err error) {

@@ -163,3 +163,21 @@ func recordingIDs(rows []store.Recording) []uuid.UUID {
 func equalIDs(a, b []uuid.UUID) bool {
 	return fmt.Sprint(a) == fmt.Sprint(b)
 }
+
+func repeat(v, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+func pageSizes(total, limit int) []int {
+	var out []int
+	for total > 0 {
+		n := min(total, limit)
+		out = append(out, n)
+		total -= n
+	}
+	return out
+}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"sync"
@@ -321,15 +320,4 @@ func (ac *agentConn) withCamera(ctx context.Context, cmd control.Command) (contr
 	}
 	cmd.Camera = access
 	return cmd, nil
-}
-
-// withCredentials puts the camera's user name and password into raw unless
-// it carries credentials of its own.
-func withCredentials(raw, username, password string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User != nil || username == "" {
-		return raw
-	}
-	u.User = url.UserPassword(username, password)
-	return u.String()
 }

@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// CreateChannel inserts a channel on c.NVRID, or, when that is nil, on the
+// active NVR with the most free capacity (ErrNoCapacity when none has any).
+func (s *Store) CreateChannel(ctx context.Context, c *Channel) error {
+	c.ID, c.CreatedAt = newID(), now()
+	if c.Status == "" {
+		c.Status = ChannelActive
+	}
+	return s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if s.IsPostgres() {
+			// Serialise assignments so two channels do not both take the last slot.
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(727002)"); err != nil {
+				return err
+			}
+		}
+		if c.NVRID == uuid.Nil {
+			var n NVR
+			err := tx.NewSelect().Model(&n).ColumnExpr("nvr.*").ColumnExpr(channelCount).
+				Where("status = ?", NVRActive).
+				Where("(SELECT COUNT(*) FROM channels ch WHERE ch.nvr_id = nvr.id) < capacity").
+				OrderExpr("capacity - (SELECT COUNT(*) FROM channels ch WHERE ch.nvr_id = nvr.id) DESC, id").
+				Limit(1).Scan(ctx)
+			if err != nil {
+				if notFound(err) == ErrNotFound {
+					return ErrNoCapacity
+				}
+				return err
+			}
+			c.NVRID = n.ID
+		} else if exists, err := tx.NewSelect().Model((*NVR)(nil)).Where("id = ?", c.NVRID).Exists(ctx); err != nil || !exists {
+			if err == nil {
+				err = ErrNotFound
+			}
+			return err
+		}
+		if _, err := tx.NewInsert().Model(c).Exec(ctx); err != nil {
+			return fmt.Errorf("insert channel: %w", err)
+		}
+		return nil
+	})
+}
+
+// GetChannel reads one of the account's channels.
+func (s *Store) GetChannel(ctx context.Context, accountID, id uuid.UUID) (*Channel, error) {
+	c := new(Channel)
+	err := s.DB.NewSelect().Model(c).Where("id = ? AND account_id = ?", id, accountID).Scan(ctx)
+	return c, notFound(err)
+}
+
+// ChannelByID reads a channel whatever its account (internal callers only).
+func (s *Store) ChannelByID(ctx context.Context, id uuid.UUID) (*Channel, error) {
+	c := new(Channel)
+	err := s.DB.NewSelect().Model(c).Where("id = ?", id).Scan(ctx)
+	return c, notFound(err)
+}
+
+// ListChannels pages through the account's channels.
+func (s *Store) ListChannels(ctx context.Context, accountID uuid.UUID, p Page) ([]Channel, string, error) {
+	p.Limit = p.limit()
+	var out []Channel
+	q, err := pageByID(s.DB.NewSelect().Model(&out).Where("account_id = ?", accountID), p)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, "", err
+	}
+	out, next := trimPage(out, p.Limit, func(c Channel) uuid.UUID { return c.ID })
+	return out, next, nil
+}
+
+// DeleteChannel deletes a channel with its sessions, recordings rows, clips
+// and snapshots (foreign keys cascade). Objects in S3 are left to the
+// retention sweep.
+func (s *Store) DeleteChannel(ctx context.Context, accountID, id uuid.UUID) error {
+	res, err := s.DB.NewDelete().Model((*Channel)(nil)).Where("id = ? AND account_id = ?", id, accountID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("delete channel: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
