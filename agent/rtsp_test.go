@@ -289,17 +289,6 @@ func TestRedactURL(t *testing.T) {
 	}
 }
 
-func TestTicksToDuration(t *testing.T) {
-	// Four days at 90 kHz overflow a naive ticks*1e9/rate.
-	ticks := int64(4*24*3600) * 90000
-	if got := ticksToDuration(ticks, 90000); got != 96*time.Hour {
-		t.Errorf("got %v, want 96h", got)
-	}
-	if got := ticksToDuration(-3600, 90000); got != -40*time.Millisecond {
-		t.Errorf("got %v, want -40ms", got)
-	}
-}
-
 // TestH264StreamParams feeds access units straight into the H.264 stage.
 func TestH264StreamParams(t *testing.T) {
 	trackA, framesA, err := media.ReadH264File(demoSample, 0)

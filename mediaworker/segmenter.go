@@ -491,15 +491,15 @@ func (s *Segmenter) appendHeld(t *segTrack, nextDTS time.Duration) error {
 		return nil
 	}
 	start := s.seg.startDTS
-	dts := ticks(t.held.dts-start, t.timescale)
+	dts := media.DurationToTicks(t.held.dts-start, t.timescale)
 	var dur uint64
 	if nextDTS > t.held.dts {
-		dur = ticks(nextDTS-start, t.timescale) - dts
+		dur = media.DurationToTicks(nextDTS-start, t.timescale) - dts
 	}
 	if dur == 0 {
 		dur = uint64(t.lastDur)
 		if dur == 0 {
-			dur = ticks(fallbackFrameDuration, t.timescale)
+			dur = media.DurationToTicks(fallbackFrameDuration, t.timescale)
 		}
 	}
 	if dur > 1<<32-1 {
@@ -512,7 +512,7 @@ func (s *Segmenter) appendHeld(t *segTrack, nextDTS time.Duration) error {
 	t.arena = append(t.arena, t.heldBuf...)
 	t.samples = append(t.samples, fmp4.Sample{
 		Duration:        uint32(dur),
-		PTSOffset:       int32(sticks(t.held.pts-start, t.timescale) - int64(dts)),
+		PTSOffset:       int32(media.DurationToSignedTicks(t.held.pts-start, t.timescale) - int64(dts)),
 		IsNonSyncSample: !t.held.key,
 		Payload:         t.arena[off:len(t.arena):len(t.arena)],
 	})
@@ -526,7 +526,7 @@ func (s *Segmenter) fragmentFull(t *segTrack) bool {
 	if len(t.samples) == 0 {
 		return false
 	}
-	if t.next-t.fragBase >= ticks(s.cfg.FragmentDuration, t.timescale) {
+	if t.next-t.fragBase >= media.DurationToTicks(s.cfg.FragmentDuration, t.timescale) {
 		return true
 	}
 	n := 0
@@ -645,7 +645,7 @@ func (s *Segmenter) finishSegment(endDTS time.Duration, known bool) error {
 	}
 	seg := s.seg
 	leader := s.tracks[0]
-	dur := tickDuration(leader.next, leader.timescale)
+	dur := media.TicksToDuration(leader.next, leader.timescale)
 	s.seg = nil
 	for _, t := range s.tracks {
 		t.active = false
@@ -705,28 +705,6 @@ func (s *Segmenter) abortSegment() {
 		t.active, t.hasHeld = false, false
 		t.samples, t.arena = t.samples[:0], t.arena[:0]
 	}
-}
-
-// ticks converts a non-negative duration to timescale units without
-// overflowing for long durations.
-func ticks(d time.Duration, timescale uint32) uint64 {
-	if d < 0 {
-		return 0
-	}
-	ts := uint64(timescale)
-	return uint64(d/time.Second)*ts + uint64(d%time.Second)*ts/uint64(time.Second)
-}
-
-func sticks(d time.Duration, timescale uint32) int64 {
-	if d < 0 {
-		return -int64(ticks(-d, timescale))
-	}
-	return int64(ticks(d, timescale))
-}
-
-func tickDuration(n uint64, timescale uint32) time.Duration {
-	ts := uint64(timescale)
-	return time.Duration(n/ts)*time.Second + time.Duration(n%ts*uint64(time.Second)/ts)
 }
 
 // jpegSize reads the frame size from a JPEG's start-of-frame marker without
