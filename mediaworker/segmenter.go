@@ -399,20 +399,20 @@ func (t *segTrack) inspect(payload []byte) error {
 // nil for other NAL units.
 func (t *segTrack) paramSlot(nalu []byte) *[]byte {
 	if t.media.Codec == media.CodecH264 {
-		switch nalu[0] & 0x1f {
-		case 7:
+		switch media.H264NALUType(nalu) {
+		case h264.NALUTypeSPS:
 			return &t.latest.sps
-		case 8:
+		case h264.NALUTypePPS:
 			return &t.latest.pps
 		}
 		return nil
 	}
-	switch (nalu[0] >> 1) & 0x3f {
-	case 32:
+	switch media.H265NALUType(nalu) {
+	case h265.NALUType_VPS_NUT:
 		return &t.latest.vps
-	case 33:
+	case h265.NALUType_SPS_NUT:
 		return &t.latest.sps
-	case 34:
+	case h265.NALUType_PPS_NUT:
 		return &t.latest.pps
 	}
 	return nil
@@ -421,13 +421,13 @@ func (t *segTrack) paramSlot(nalu []byte) *[]byte {
 // checkSPS parses nalu if it is an SPS; other parameter sets pass.
 func (t *segTrack) checkSPS(nalu []byte) error {
 	if t.media.Codec == media.CodecH264 {
-		if nalu[0]&0x1f != 7 {
+		if media.H264NALUType(nalu) != h264.NALUTypeSPS {
 			return nil
 		}
 		var sps h264.SPS
 		return sps.Unmarshal(nalu)
 	}
-	if (nalu[0]>>1)&0x3f != 33 {
+	if media.H265NALUType(nalu) != h265.NALUType_SPS_NUT {
 		return nil
 	}
 	var sps h265.SPS
@@ -438,17 +438,17 @@ func (t *segTrack) checkSPS(nalu []byte) error {
 // picture, one a decoder can start from.
 func (t *segTrack) isRandomAccess(nalu []byte) bool {
 	if t.media.Codec == media.CodecH264 {
-		return nalu[0]&0x1f == 5
+		return media.H264NALUType(nalu) == h264.NALUTypeIDR
 	}
-	typ := (nalu[0] >> 1) & 0x3f
-	return typ >= 16 && typ <= 21
+	typ := media.H265NALUType(nalu)
+	return typ >= h265.NALUType_BLA_W_LP && typ <= h265.NALUType_CRA_NUT
 }
 
 func (t *segTrack) isDelimiter(nalu []byte) bool {
 	if t.media.Codec == media.CodecH264 {
-		return nalu[0]&0x1f == 9
+		return media.H264NALUType(nalu) == h264.NALUTypeAccessUnitDelimiter
 	}
-	return (nalu[0]>>1)&0x3f == 35
+	return media.H265NALUType(nalu) == h265.NALUType_AUD_NUT
 }
 
 // codec returns the init codec for the newest parameters, if complete.
