@@ -75,7 +75,7 @@ func (s *h264Stream) accessUnit(au [][]byte, pts int64) (*rawFrame, error) {
 		if len(nalu) == 0 {
 			continue
 		}
-		switch h264.NALUType(nalu[0] & 0x1f) {
+		switch media.H264NALUType(nalu) {
 		case h264.NALUTypeSPS:
 			if !bytes.Equal(nalu, s.sps) && validH264SPS(nalu) {
 				s.sps = bytes.Clone(nalu)
@@ -173,7 +173,7 @@ func (s *h265Stream) accessUnit(au [][]byte, pts int64) (*rawFrame, error) {
 		if len(nalu) < 2 {
 			continue
 		}
-		switch h265.NALUType((nalu[0] >> 1) & 0b111111) {
+		switch media.H265NALUType(nalu) {
 		case h265.NALUType_VPS_NUT:
 			if !bytes.Equal(nalu, s.vps) {
 				s.vps = bytes.Clone(nalu)

@@ -163,7 +163,7 @@ func (s *RTSPSource) Run(ctx context.Context, onTracks func([]media.Track) error
 	// failure is handed back to this goroutine, which closes the client.
 	fail := make(chan error, 1)
 	failed := false
-	st := &frameStamper{clockRate: int64(dec.clockRate())}
+	st := &frameStamper{clockRate: uint32(dec.clockRate())}
 	const track = 0
 	announced := false
 	var dropped int
@@ -243,7 +243,7 @@ func (s *RTSPSource) Run(ctx context.Context, onTracks func([]media.Track) error
 // frameStamper makes timestamps relative to the first frame and converts
 // them from clock ticks to durations.
 type frameStamper struct {
-	clockRate int64
+	clockRate uint32
 	started   bool
 	base      int64
 }
@@ -258,18 +258,11 @@ func (s *frameStamper) frame(track uint8, raw *rawFrame, wall time.Time) media.F
 	return media.Frame{
 		Track:    track,
 		Keyframe: raw.keyframe,
-		DTS:      max(0, ticksToDuration(raw.dts-s.base, s.clockRate)),
-		PTS:      max(0, ticksToDuration(raw.pts-s.base, s.clockRate)),
+		DTS:      max(0, media.SignedTicksToDuration(raw.dts-s.base, s.clockRate)),
+		PTS:      max(0, media.SignedTicksToDuration(raw.pts-s.base, s.clockRate)),
 		Wall:     wall,
 		Payload:  raw.payload,
 	}
-}
-
-// ticksToDuration converts without overflowing for streams that run for days.
-func ticksToDuration(ticks, clockRate int64) time.Duration {
-	sec := ticks / clockRate
-	rem := ticks % clockRate
-	return time.Duration(sec)*time.Second + time.Duration(rem*int64(time.Second)/clockRate)
 }
 
 func isLoopbackHost(host string) bool {

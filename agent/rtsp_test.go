@@ -13,6 +13,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 
 	"github.com/opennvr/vms/democam"
 	"github.com/opennvr/vms/media"
@@ -114,7 +115,7 @@ func TestRTSPSourceH265(t *testing.T) {
 					t.Fatalf("frame %d: %v", i, err)
 				}
 				for _, typ := range h265Types(f.Payload) {
-					if typ >= 32 && typ <= 35 {
+					if typ >= h265.NALUType_VPS_NUT && typ <= h265.NALUType_AUD_NUT {
 						t.Fatalf("frame %d carries parameter set or AUD (type %d)", i, typ)
 					}
 				}
@@ -129,15 +130,15 @@ func TestRTSPSourceH265(t *testing.T) {
 	}
 }
 
-func h265Types(avcc []byte) []int {
-	var out []int
+func h265Types(avcc []byte) []h265.NALUType {
+	var out []h265.NALUType
 	for len(avcc) >= 4 {
 		n := binary.BigEndian.Uint32(avcc)
 		avcc = avcc[4:]
 		if n == 0 || int(n) > len(avcc) {
 			break
 		}
-		out = append(out, int(avcc[0]>>1)&0x3f)
+		out = append(out, media.H265NALUType(avcc))
 		avcc = avcc[n:]
 	}
 	return out
@@ -151,7 +152,7 @@ func naluTypes(avcc []byte) []h264.NALUType {
 		if n == 0 || int(n) > len(avcc) {
 			break
 		}
-		out = append(out, h264.NALUType(avcc[0]&0x1f))
+		out = append(out, media.H264NALUType(avcc))
 		avcc = avcc[n:]
 	}
 	return out
@@ -286,17 +287,6 @@ func TestRedactURL(t *testing.T) {
 		if got := RedactURL(tc.in); got != tc.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
 		}
-	}
-}
-
-func TestTicksToDuration(t *testing.T) {
-	// Four days at 90 kHz overflow a naive ticks*1e9/rate.
-	ticks := int64(4*24*3600) * 90000
-	if got := ticksToDuration(ticks, 90000); got != 96*time.Hour {
-		t.Errorf("got %v, want 96h", got)
-	}
-	if got := ticksToDuration(-3600, 90000); got != -40*time.Millisecond {
-		t.Errorf("got %v, want -40ms", got)
 	}
 }
 

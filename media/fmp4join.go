@@ -102,7 +102,7 @@ func Join(w io.Writer, segs []JoinSegment, from, to time.Time) (JoinResult, erro
 	return JoinResult{
 		Start:    j.startWall,
 		End:      leader.lastWallEnd,
-		Duration: tickDuration(uint64(leader.decEnd), leader.timescale),
+		Duration: TicksToDuration(uint64(leader.decEnd), leader.timescale),
 		Size:     j.size,
 	}, nil
 }
@@ -243,7 +243,7 @@ func (j *joiner) flatten(seg int, start time.Time, p *fmp4.Part) (*inPart, error
 		for _, s := range pt.Samples {
 			in.tracks[ti] = append(in.tracks[ti], joinSample{
 				dts:  dts,
-				wall: start.Add(tickDuration(dts, ts)),
+				wall: start.Add(TicksToDuration(dts, ts)),
 				s:    s,
 			})
 			dts += uint64(s.Duration)
@@ -264,7 +264,7 @@ func (j *joiner) process(in *inPart) error {
 			j.done, j.endWall = true, s.wall
 			break
 		}
-		j.lastEnd = s.wall.Add(tickDuration(uint64(s.s.Duration), j.tracks[j.leader].timescale))
+		j.lastEnd = s.wall.Add(TicksToDuration(uint64(s.s.Duration), j.tracks[j.leader].timescale))
 		if j.started {
 			continue
 		}
@@ -356,7 +356,7 @@ func (j *joiner) emit(p *inPart, lo, hi int) error {
 				case t.started:
 					out = max(t.decEnd, t.presEnd-int64(s.s.PTSOffset))
 				case ti != j.leader:
-					out = int64(ticksOf(s.wall.Sub(j.startWall), t.timescale))
+					out = int64(DurationToTicks(s.wall.Sub(j.startWall), t.timescale))
 				}
 				t.shift = out - int64(s.dts)
 			}
@@ -368,7 +368,7 @@ func (j *joiner) emit(p *inPart, lo, hi int) error {
 			samples = append(samples, s.s)
 			t.decEnd = o + int64(s.s.Duration)
 			t.presEnd = max(t.presEnd, o+int64(s.s.PTSOffset)+int64(s.s.Duration))
-			t.lastWallEnd = s.wall.Add(tickDuration(uint64(s.s.Duration), t.timescale))
+			t.lastWallEnd = s.wall.Add(TicksToDuration(uint64(s.s.Duration), t.timescale))
 		}
 		if len(samples) > 0 {
 			part.Tracks = append(part.Tracks, &fmp4.PartTrack{ID: t.id, BaseTime: uint64(base), Samples: samples})
@@ -518,17 +518,4 @@ func (r *boxReader) readFragment() ([]byte, error) {
 			return nil, fmt.Errorf("%w: fragment too large", ErrBadSegment)
 		}
 	}
-}
-
-func ticksOf(d time.Duration, timescale uint32) uint64 {
-	if d < 0 {
-		return 0
-	}
-	ts := uint64(timescale)
-	return uint64(d/time.Second)*ts + uint64(d%time.Second)*ts/uint64(time.Second)
-}
-
-func tickDuration(n uint64, timescale uint32) time.Duration {
-	ts := uint64(timescale)
-	return time.Duration(n/ts)*time.Second + time.Duration(n%ts*uint64(time.Second)/ts)
 }

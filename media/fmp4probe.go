@@ -65,7 +65,7 @@ func ProbeSegment(r io.Reader) (SegmentInfo, error) {
 			}
 		}
 	}
-	return SegmentInfo{Codec: codecName(lead.Codec), Duration: tickDuration(end, lead.TimeScale)}, nil
+	return SegmentInfo{Codec: codecName(lead.Codec), Duration: TicksToDuration(end, lead.TimeScale)}, nil
 }
 
 func codecName(c mp4.Codec) string {

@@ -58,7 +58,7 @@ func ParseH264AnnexB(data []byte, fps int) (Track, []Frame, error) {
 		if len(nalu) == 0 {
 			continue
 		}
-		typ := h264.NALUType(nalu[0] & 0x1f)
+		typ := H264NALUType(nalu)
 		switch typ {
 		case h264.NALUTypeSPS, h264.NALUTypePPS:
 			if err := p.setParam(typ, nalu); err != nil {
@@ -199,7 +199,7 @@ func (p *h264Parser) sliceInfo(au *h264AU, nalu []byte) error {
 		return errors.New("slice before sps")
 	}
 	sps := p.spsp
-	idr := h264.NALUType(nalu[0]&0x1f) == h264.NALUTypeIDR
+	idr := H264NALUType(nalu) == h264.NALUTypeIDR
 	refIdc := (nalu[0] >> 5) & 0x03
 	// The header fields we need fit in the first few dozen bytes.
 	hdr := nalu[1:min(len(nalu), 64)]

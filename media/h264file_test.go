@@ -7,17 +7,19 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 )
 
-func nalTypes(t *testing.T, payload []byte) []byte {
+func nalTypes(t *testing.T, payload []byte) []h264.NALUType {
 	t.Helper()
 	if err := ValidateAVCC(payload); err != nil {
 		t.Fatal(err)
 	}
-	var types []byte
+	var types []h264.NALUType
 	for off := 0; off < len(payload); {
 		n := int(binary.BigEndian.Uint32(payload[off:]))
-		types = append(types, payload[off+4]&0x1f)
+		types = append(types, H264NALUType(payload[off+4:]))
 		off += 4 + n
 	}
 	return types
@@ -45,7 +47,7 @@ func TestReadH264FileDemo(t *testing.T) {
 			t.Fatalf("frame %d dts %v pts %v", i, f.DTS, f.PTS)
 		}
 		for _, typ := range nalTypes(t, f.Payload) {
-			if typ == 7 || typ == 8 || typ == 9 {
+			if typ == h264.NALUTypeSPS || typ == h264.NALUTypePPS || typ == h264.NALUTypeAccessUnitDelimiter {
 				t.Fatalf("frame %d carries nal type %d", i, typ)
 			}
 		}

@@ -71,7 +71,7 @@ func ValidateTrack(t Track) error {
 		if len(t.SPS) == 0 || len(t.PPS) == 0 {
 			return fmt.Errorf("%w: track %d: h264 needs sps and pps", ErrBadHello, t.ID)
 		}
-		if h264.NALUType(t.SPS[0]&0x1f) != h264.NALUTypeSPS || h264.NALUType(t.PPS[0]&0x1f) != h264.NALUTypePPS {
+		if H264NALUType(t.SPS) != h264.NALUTypeSPS || H264NALUType(t.PPS) != h264.NALUTypePPS {
 			return fmt.Errorf("%w: track %d: sps/pps have wrong nal unit types", ErrBadHello, t.ID)
 		}
 		var sps h264.SPS
@@ -83,8 +83,8 @@ func ValidateTrack(t Track) error {
 			return fmt.Errorf("%w: track %d: h265 needs vps, sps and pps", ErrBadHello, t.ID)
 		}
 		if len(t.VPS) < 2 || len(t.PPS) < 2 ||
-			h265.NALUType((t.VPS[0]>>1)&0x3f) != h265.NALUType_VPS_NUT ||
-			h265.NALUType((t.PPS[0]>>1)&0x3f) != h265.NALUType_PPS_NUT {
+			H265NALUType(t.VPS) != h265.NALUType_VPS_NUT ||
+			H265NALUType(t.PPS) != h265.NALUType_PPS_NUT {
 			return fmt.Errorf("%w: track %d: vps/pps have wrong nal unit types", ErrBadHello, t.ID)
 		}
 		var sps h265.SPS
