@@ -75,8 +75,10 @@ const (
 
 // Command types.
 const (
-	TypePTZ      = "ptz"
-	TypeSnapshot = "snapshot"
+	TypePTZ        = "ptz"
+	TypeSnapshot   = "snapshot"
+	TypeRecord     = "record"      // keep recording a channel: start pushing it unless it is pushed already
+	TypeStopRecord = "stop-record" // stop recording a channel
 )
 
 // PTZ actions.
@@ -123,7 +125,23 @@ type Command struct {
 	// Snapshot: a presigned PUT for the captured image.
 	UploadURL string `json:"upload_url,omitempty"`
 
+	// Record and stop-record: the channel, and the camera stream it
+	// records (high, mid or low).
+	ChannelID string `json:"channel_id,omitempty"`
+	Quality   string `json:"quality,omitempty"`
+
 	Camera *Camera `json:"camera,omitempty"`
+	// Stream is filled, like Camera, by the replica holding the connection
+	// for a record command: a fresh single-use stream token and the media
+	// worker to push to. Tokens never enter Temporal histories either.
+	Stream *Stream `json:"stream,omitempty"`
+}
+
+// Stream is where and with what a record command's stream goes.
+type Stream struct {
+	Token     string `json:"token"`
+	SessionID string `json:"session_id"`
+	WorkerURL string `json:"worker_url"`
 }
 
 // Camera is how the agent reaches the camera. It holds credentials: never
@@ -136,6 +154,10 @@ type Camera struct {
 	Password string `json:"password,omitempty"`
 	// SnapshotURL is the camera's still-image URL, credentials included.
 	SnapshotURL string `json:"snapshot_url,omitempty"`
+	// StreamURL is the recorded stream's address, credentials included
+	// (record commands), and Protocol the camera's protocol.
+	StreamURL string `json:"stream_url,omitempty"`
+	Protocol  string `json:"protocol,omitempty"`
 }
 
 // Ack answers a command: {"v":1,"id":"…","ok":true} or
@@ -145,6 +167,9 @@ type Ack struct {
 	ID    string `json:"id"`
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	// Started answers a record command: true when the agent started a new
+	// stream, false when it was pushing the channel already.
+	Started bool `json:"started,omitempty"`
 }
 
 // Failed is the error ack for command id.
@@ -173,6 +198,16 @@ func (c Command) Validate() error {
 		u, err := url.Parse(c.UploadURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return errors.New("snapshot command needs an http(s) upload_url")
+		}
+		return nil
+	case TypeRecord:
+		if c.ChannelID == "" || !slices.Contains([]string{"high", "mid", "low"}, c.Quality) {
+			return errors.New("record command needs channel_id and quality high, mid or low")
+		}
+		return nil
+	case TypeStopRecord:
+		if c.ChannelID == "" {
+			return errors.New("stop-record command needs channel_id")
 		}
 		return nil
 	case "":

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 )
 
 // migration is one schema step. Steps are append-only: never edit one that
@@ -18,6 +19,7 @@ type migration struct {
 var migrations = []migration{
 	{1, "initial schema", migrateInitial},
 	{2, "clips by channel and status", migrateClipsChannelStatus},
+	{3, "continuous recording: channel mode and state, agent online, NVR last seen", migrateContinuousRecording},
 }
 
 // Migrate applies every pending migration, each in its own transaction.
@@ -133,4 +135,52 @@ func migrateClipsChannelStatus(ctx context.Context, db bun.IDB) error {
 		return fmt.Errorf("create index clips_channel_status_idx: %w", err)
 	}
 	return nil
+}
+
+// migrateContinuousRecording adds what always-on recording needs: each
+// channel's recording mode, quality and supervisor state, whether an agent
+// is connected, and when each NVR's media worker last reported in.
+// Existing channels record continuously at high quality, as new ones do.
+func migrateContinuousRecording(ctx context.Context, db bun.IDB) error {
+	// The type bun gives time.Time on each dialect (as in the initial schema).
+	ts := "TIMESTAMP"
+	if db.Dialect().Name() == dialect.PG {
+		ts = "TIMESTAMPTZ"
+	}
+	columns := []struct{ table, column, def string }{
+		{"channels", "recording", "VARCHAR NOT NULL DEFAULT 'continuous'"},
+		{"channels", "record_quality", "VARCHAR NOT NULL DEFAULT 'high'"},
+		{"channels", "state_status", "VARCHAR NOT NULL DEFAULT 'starting'"},
+		{"channels", "state_since", ts},
+		{"channels", "state_error", "VARCHAR NOT NULL DEFAULT ''"},
+		{"agents", "online", "BOOLEAN NOT NULL DEFAULT FALSE"},
+		{"nvrs", "last_seen_at", ts},
+	}
+	for _, c := range columns {
+		// Migration 1 creates tables from the current models, so a new
+		// database has these columns already.
+		if has, err := hasColumn(ctx, db, c.table, c.column); err != nil || has {
+			if err != nil {
+				return fmt.Errorf("look up %s.%s: %w", c.table, c.column, err)
+			}
+			continue
+		}
+		if _, err := db.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", c.table, c.column, c.def)); err != nil {
+			return fmt.Errorf("add %s.%s: %w", c.table, c.column, err)
+		}
+	}
+	return nil
+}
+
+// hasColumn tells whether table has column.
+func hasColumn(ctx context.Context, db bun.IDB, table, column string) (bool, error) {
+	var n int
+	var err error
+	if db.Dialect().Name() == dialect.PG {
+		err = db.NewRaw(`SELECT COUNT(*) FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?`, table, column).Scan(ctx, &n)
+	} else {
+		err = db.NewRaw("SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?", table, column).Scan(ctx, &n)
+	}
+	return n > 0, err
 }

@@ -45,6 +45,9 @@ type NVR struct {
 	Capacity  int       `bun:"capacity,notnull" json:"capacity"`
 	Status    string    `bun:"status,notnull" json:"status"`
 	CreatedAt time.Time `bun:"created_at,notnull" json:"created_at"`
+	// LastSeenAt is when the NVR's media worker last reported in; a worker
+	// silent for too long is taken for dead and its channels move.
+	LastSeenAt *time.Time `bun:"last_seen_at" json:"last_seen_at,omitempty"`
 	// Channels is the number of channels assigned to it (filled by ListNVRs).
 	Channels int `bun:"channels,scanonly" json:"channels"`
 }
@@ -58,7 +61,10 @@ type Agent struct {
 	Name       string     `bun:"name,notnull" json:"name"`
 	KeyHash    string     `bun:"key_hash,notnull,unique" json:"-"`
 	LastSeenAt *time.Time `bun:"last_seen_at" json:"last_seen_at,omitempty"`
-	CreatedAt  time.Time  `bun:"created_at,notnull" json:"created_at"`
+	// Online: an API replica holds the agent's control connection (as of
+	// LastSeenAt, which the replica refreshes while it does).
+	Online    bool      `bun:"online,notnull,default:false" json:"online"`
+	CreatedAt time.Time `bun:"created_at,notnull" json:"created_at"`
 }
 
 // Camera protocols.
@@ -111,6 +117,17 @@ type Channel struct {
 	Status        string    `bun:"status,notnull"`
 	RetentionDays int       `bun:"retention_days,notnull"`
 	CreatedAt     time.Time `bun:"created_at,notnull"`
+
+	// Recording is the desired recording mode (contract.RecordingContinuous
+	// or contract.RecordingOff) and RecordQuality the stream it records
+	// (high, mid or low); the channel's supervisor workflow acts on them.
+	Recording     string `bun:"recording,notnull,default:'continuous'"`
+	RecordQuality string `bun:"record_quality,notnull,default:'high'"`
+	// State is what the supervisor last reported (contract.State*), since
+	// when, and the last error that kept it from recording.
+	StateStatus string     `bun:"state_status,notnull,default:'starting'"`
+	StateSince  *time.Time `bun:"state_since"`
+	StateError  string     `bun:"state_error,notnull,default:''"`
 }
 
 // StreamSession is one live stream of a channel, from token to stop.

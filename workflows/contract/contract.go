@@ -26,17 +26,22 @@ func ClipWorkflowID(clipID string) string         { return "clip-" + clipID }
 func StreamWorkflowID(sessionID string) string    { return "stream-" + sessionID }
 func SnapshotWorkflowID(snapshotID string) string { return "snapshot-" + snapshotID }
 
+// ChannelWorkflowID names a channel's recording supervisor: one per
+// channel, for the channel's whole life.
+func ChannelWorkflowID(channelID string) string { return "channel-" + channelID }
+
 // Search attributes kept current by the workflows, so the Temporal UI can
 // list jobs by status and channel.
 var (
 	ClipStatusKey     = temporal.NewSearchAttributeKeyKeyword("ClipStatus")
 	ChannelIDKey      = temporal.NewSearchAttributeKeyKeyword("ChannelID")
 	SnapshotStatusKey = temporal.NewSearchAttributeKeyKeyword("SnapshotStatus")
+	RecordingStateKey = temporal.NewSearchAttributeKeyKeyword("RecordingState")
 )
 
 // SearchAttributes lists every custom search attribute, for registering
 // them on a namespace (the dev server does so at start). All are Keyword.
-var SearchAttributes = []string{"ClipStatus", "ChannelID", "SnapshotStatus"}
+var SearchAttributes = []string{"ClipStatus", "ChannelID", "SnapshotStatus", "RecordingState"}
 
 // Stream session states.
 const (
@@ -64,6 +69,25 @@ const (
 	SnapshotExpired = "expired"
 )
 
+// Recording modes of a channel: what its supervisor keeps true.
+const (
+	RecordingContinuous = "continuous" // always recording (the default)
+	RecordingOff        = "off"
+)
+
+// RecordQualities are the streams a channel may record.
+var RecordQualities = []string{"high", "mid", "low"}
+
+// Recording states of a channel, as its supervisor reports them (the API's
+// state.status and the RecordingState search attribute).
+const (
+	StateStarting     = "starting"      // a session is being started
+	StateRecording    = "recording"     // a session is live
+	StateRetrying     = "retrying"      // the last start failed or the session ended; waiting out a backoff
+	StateAgentOffline = "agent_offline" // the camera's agent is not connected; waiting for it
+	StateOff          = "off"           // recording is switched off
+)
+
 // Signal, query and update names.
 const (
 	SignalSegment  = "segment"  // a recording segment was stored (clip and stream workflows)
@@ -71,7 +95,13 @@ const (
 	SignalStopped  = "stopped"  // the stream ended
 	SignalComplete = "complete" // the client finished its snapshot upload
 
-	QueryProgress = "progress" // clip progress
+	// Channel supervisor signals.
+	SignalChannelChanged = "channel-changed" // the channel's mode, quality or NVR changed, or it was deleted: re-read it
+	SignalAgentOnline    = "agent-online"    // the camera's agent (re)connected
+	SignalSession        = "session"         // a recording session went live or ended (SessionSignal)
+
+	QueryProgress       = "progress"        // clip progress
+	QueryRecordingState = "recording-state" // a channel supervisor's RecordingState
 
 	UpdateAuthorize = "authorize"  // a media worker asks to accept a stream token
 	UpdateUploadURL = "upload-url" // a client asks where to upload its snapshot
@@ -119,6 +149,9 @@ type StreamInput struct {
 	ChannelID     string
 	Quality       string
 	SegmentLength time.Duration // zero: 30 s
+	// Record: the session is one a channel's supervisor started (its token
+	// says so); it reports going live and ending to the supervisor.
+	Record bool
 
 	// Carried by the workflow itself across continue-as-new; callers leave
 	// them zero.
@@ -134,6 +167,34 @@ type StreamInput struct {
 // that the channel is active.
 type AuthorizeRequest struct {
 	Worker string // the media worker asking
+}
+
+// ChannelInput starts a channel's supervisor, ChannelWorkflow.
+type ChannelInput struct {
+	ChannelID string
+
+	// Carried by the workflow itself across continue-as-new; callers leave
+	// it zero.
+	State RecordingState
+}
+
+// RecordingState is a channel supervisor's view of its recording, what
+// QueryRecordingState answers.
+type RecordingState struct {
+	Status    string    `json:"status"` // State*
+	Since     time.Time `json:"since"`
+	LastError string    `json:"last_error,omitempty"`
+	// SessionID is the live recording session, if any.
+	SessionID string `json:"session_id,omitempty"`
+	// Restarts counts sessions started after the first.
+	Restarts int `json:"restarts"`
+}
+
+// SessionSignal tells a channel's supervisor that one of its recording
+// sessions went live (SessionLive) or ended (SessionEnded, SessionLost).
+type SessionSignal struct {
+	SessionID string
+	Status    string
 }
 
 // SnapshotInput starts a SnapshotWorkflow.
