@@ -13,6 +13,7 @@ import (
 
 	"github.com/opennvr/vms/control"
 	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 type ptzRequest struct {
@@ -78,8 +79,8 @@ func (s *Server) cameraPTZ(c *gin.Context) {
 	defer cancel()
 	var ack control.Ack
 	run, err := s.opts.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflows.AgentCommandWorkflowID(cmd.ID), TaskQueue: s.opts.TaskQueue,
-	}, workflows.AgentCommandWorkflow, workflows.AgentCommandInput{
+		ID: contract.AgentCommandWorkflowID(cmd.ID), TaskQueue: s.opts.TaskQueue,
+	}, workflows.AgentCommandWorkflow, contract.AgentCommandInput{
 		AgentID: cam.AgentID.String(), Command: cmd, OfflineAfter: s.opts.AgentOfflineAfter, AckTimeout: s.opts.AgentAckTimeout,
 	})
 	if err == nil {

@@ -13,14 +13,6 @@ import (
 	"github.com/opennvr/vms/workflows/contract"
 )
 
-// Agent command names (defined in package contract, like the rest of names.go).
-type AgentCommandInput = contract.AgentCommandInput
-
-// AgentCommandWorkflowID names the workflow that delivers one agent command.
-func AgentCommandWorkflowID(commandID string) string {
-	return contract.AgentCommandWorkflowID(commandID)
-}
-
 // AgentCommandWorkflow delivers one command to an agent and returns the
 // agent's ack. It exists so that a caller outside any workflow (the PTZ
 // handler, on whichever API replica the request reached) can run the
@@ -30,7 +22,7 @@ func AgentCommandWorkflowID(commandID string) string {
 // It fails with an application error of type control.ErrOffline when no
 // replica holds the agent's connection, control.ErrTimeout when the agent
 // did not acknowledge in time. An ack with ok:false is a result.
-func AgentCommandWorkflow(ctx workflow.Context, in AgentCommandInput) (control.Ack, error) {
+func AgentCommandWorkflow(ctx workflow.Context, in contract.AgentCommandInput) (control.Ack, error) {
 	return sendAgentCommand(ctx, in.AgentID, in.Command, in.OfflineAfter, in.AckTimeout)
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/opennvr/vms/control"
 	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 // TestAgentCommandWorkflow: the agent's ack is the result, ok or not; an
@@ -41,7 +42,7 @@ func TestAgentCommandWorkflow(t *testing.T) {
 				return tt.ack, tt.err
 			}, activity.RegisterOptions{Name: control.ActivityName})
 			env.RegisterWorkflow(workflows.AgentCommandWorkflow)
-			env.ExecuteWorkflow(workflows.AgentCommandWorkflow, workflows.AgentCommandInput{AgentID: "agent-7", Command: cmd, AckTimeout: 3 * time.Second})
+			env.ExecuteWorkflow(workflows.AgentCommandWorkflow, contract.AgentCommandInput{AgentID: "agent-7", Command: cmd, AckTimeout: 3 * time.Second})
 
 			if got.ID != cmd.ID || got.Action != cmd.Action || got.Camera != nil {
 				t.Fatalf("the activity got %+v, want the command as given", got)
