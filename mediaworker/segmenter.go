@@ -19,11 +19,12 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 
 	"github.com/opennvr/vms/media"
+	"github.com/opennvr/vms/recording"
 )
 
 // Segmenter defaults.
 const (
-	DefaultSegmentTarget    = 30 * time.Second
+	DefaultSegmentTarget    = recording.DefaultSegmentLength
 	DefaultFragmentDuration = time.Second
 	DefaultMaxGap           = 10 * time.Second
 

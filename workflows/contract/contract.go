@@ -77,6 +77,17 @@ const (
 	UpdateUploadURL = "upload-url" // a client asks where to upload its snapshot
 )
 
+// Clip defaults, for when nothing configures others (config reads
+// VMS_CLIP_GRACE and VMS_CLIP_MAX_LENGTH).
+const (
+	// DefaultClipGrace is how long past its End a clip waits for late
+	// segments; a ClipInput with no Grace (as in histories from before the
+	// API sent one) gets it.
+	DefaultClipGrace = 2 * time.Minute
+	// DefaultClipMaxLength is the longest clip range the API accepts.
+	DefaultClipMaxLength = 24 * time.Hour
+)
+
 // ClipInput starts a ClipWorkflow.
 type ClipInput struct {
 	ClipID    string
@@ -84,7 +95,7 @@ type ClipInput struct {
 	Start     time.Time
 	End       time.Time
 	// Grace is how long past End the workflow waits for segments
-	// (zero: 2 minutes).
+	// (zero: DefaultClipGrace).
 	Grace time.Duration
 
 	// Set by the workflow itself when it continues as new; callers leave
@@ -118,7 +129,7 @@ type StreamInput struct {
 	SessionID     string
 	ChannelID     string
 	Quality       string
-	SegmentLength time.Duration // zero: 30 s
+	SegmentLength time.Duration // zero: recording.DefaultSegmentLength
 
 	// Carried by the workflow itself across continue-as-new; callers leave
 	// them zero.
@@ -136,6 +147,12 @@ type AuthorizeRequest struct {
 	Worker string // the media worker asking
 }
 
+// DefaultPresignExpiry is the lifetime of a presigned URL when nothing
+// configures another (config reads VMS_PRESIGN_EXPIRY): the API's
+// downloads and a snapshot's upload URL, whose SnapshotInput with no
+// URLExpiry gets it.
+const DefaultPresignExpiry = 15 * time.Minute
+
 // SnapshotInput starts a SnapshotWorkflow.
 type SnapshotInput struct {
 	SnapshotID string
@@ -143,7 +160,8 @@ type SnapshotInput struct {
 	Source     string // SnapshotClient or SnapshotAgent
 	Key        string
 	// URLExpiry is the presigned PUT's lifetime; a client that has not
-	// uploaded by then finds its snapshot expired (zero: 15 minutes).
+	// uploaded by then finds its snapshot expired (zero:
+	// DefaultPresignExpiry).
 	URLExpiry time.Duration
 
 	// Source agent: the camera's agent captures it. The camera's snapshot
