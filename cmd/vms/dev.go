@@ -84,18 +84,10 @@ func devCmd() *cobra.Command {
 }
 
 func runDev(ctx context.Context, cfg config.Config, demo bool) error {
-	dataDir, err := filepath.Abs(cfg.DataDir)
-	if err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return err
-	}
-	cfg.DataDir = dataDir
-	if os.Getenv("DATABASE_URL") == "" {
-		cfg.DatabaseURL = filepath.Join(dataDir, "vms.db")
-	}
-	secrets, err := loadDevSecrets(dataDir)
+	secrets, err := loadDevSecrets(cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -132,7 +124,7 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 			return err
 		}
 		s3, err := objectstore.StartEmbedded(ctx, []string{exe, "objectstore"}, objectstore.ServerConfig{
-			Dir: filepath.Join(dataDir, "s3"), Addr: "127.0.0.1:9000", Region: cfg.S3Region,
+			Dir: filepath.Join(cfg.DataDir, "s3"), Addr: "127.0.0.1:9000", Region: cfg.S3Region,
 			AccessKey: secrets.S3AccessKey, SecretKey: secrets.S3SecretKey,
 			EventWebhookURL: hookURL,
 		})
@@ -160,7 +152,7 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 	var tc client.Client
 	temporalUI := "http://127.0.0.1:8233"
 	if cfg.TemporalAddress == "" {
-		ts, err := startDevTemporal(ctx, dataDir)
+		ts, err := startDevTemporal(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("temporal dev server: %w", err)
 		}

@@ -61,9 +61,10 @@ func dialTemporal(ctx context.Context, cfg config.Config) (client.Client, error)
 	return client.DialContext(ctx, opts)
 }
 
-// temporalBinary finds the dev server binary the Makefile builds.
-func temporalBinary() (string, error) {
-	candidates := []string{os.Getenv("VMS_TEMPORAL_BIN"), filepath.Join("bin", "temporal")}
+// temporalBinary finds the dev server binary the Makefile builds, unless
+// configured names one.
+func temporalBinary(configured string) (string, error) {
+	candidates := []string{configured, filepath.Join("bin", "temporal")}
 	if exe, err := os.Executable(); err == nil {
 		candidates = append(candidates, filepath.Join(filepath.Dir(exe), "temporal"))
 	}
@@ -83,12 +84,12 @@ func temporalBinary() (string, error) {
 
 // startDevTemporal starts the real Temporal dev server (SQLite in the data
 // folder, Web UI on :8233) with the search attributes the workflows use.
-func startDevTemporal(ctx context.Context, dataDir string) (*testsuite.DevServer, error) {
-	bin, err := temporalBinary()
+func startDevTemporal(ctx context.Context, cfg config.Config) (*testsuite.DevServer, error) {
+	bin, err := temporalBinary(cfg.TemporalBin)
 	if err != nil {
 		return nil, err
 	}
-	logFile, err := os.OpenFile(filepath.Join(dataDir, "temporal.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(filepath.Join(cfg.DataDir, "temporal.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +104,7 @@ func startDevTemporal(ctx context.Context, dataDir string) (*testsuite.DevServer
 			Namespace: "default",
 			Logger:    tlog.NewStructuredLogger(slog.Default().With("component", "temporal")),
 		},
-		DBFilename:       filepath.Join(dataDir, "temporal.db"),
+		DBFilename:       filepath.Join(cfg.DataDir, "temporal.db"),
 		EnableUI:         true,
 		UIPort:           "8233",
 		LogLevel:         "warn",
@@ -143,7 +144,7 @@ func workflowWorkerCmd() *cobra.Command {
 			if err := workflows.EnsureRetentionSchedule(ctx, cp.tc); err != nil {
 				return fmt.Errorf("retention schedule: %w", err)
 			}
-			stopReconcile, err := runReconciler(ctx, cp.st, cp.objects, acts)
+			stopReconcile, err := runReconciler(ctx, cp, acts)
 			if err != nil {
 				return err
 			}
@@ -156,24 +157,24 @@ func workflowWorkerCmd() *cobra.Command {
 }
 
 // runReconciler records segments whose worker notification was lost, from
-// the bucket's S3 ObjectCreated events: read from the SQS queue
-// VMS_SQS_QUEUE_URL names (AWS), or posted to a webhook listening on
-// VMS_S3_WEBHOOK_ADDR (MinIO and other S3 servers that post events). Neither
-// set: nothing runs. The returned function waits for it to stop once ctx
+// the bucket's S3 ObjectCreated events: read from the configured SQS queue
+// (AWS), or posted to the configured webhook address (MinIO and other S3
+// servers that post events). Neither set: nothing runs. The returned function waits for it to stop once ctx
 // ends. Give an SQS queue a delivery delay (e.g. 60 s) so the media worker's
 // own notification normally comes first and an event costs one lookup.
-func runReconciler(ctx context.Context, st *store.Store, objects *objectstore.Client, acts *activities.Activities) (wait func(), err error) {
-	rec := &reconcile.Reconciler{Store: st, Objects: objects, Recorder: acts, Bucket: objects.Bucket(), Workers: 4}
+func runReconciler(ctx context.Context, cp *controlPlane, acts *activities.Activities) (wait func(), err error) {
+	rec := &reconcile.Reconciler{Store: cp.st, Objects: cp.objects, Recorder: acts, Bucket: cp.objects.Bucket(), Workers: 4}
 	var src reconcile.Source
-	switch sqsCfg, hookAddr := reconcile.SQSConfigFromEnv(), os.Getenv("VMS_S3_WEBHOOK_ADDR"); {
-	case sqsCfg.QueueURL != "":
+	switch {
+	case cp.cfg.SQSQueueURL != "":
+		sqsCfg := reconcile.SQSConfig{QueueURL: cp.cfg.SQSQueueURL, Region: cp.cfg.SQSRegion, Endpoint: cp.cfg.SQSEndpoint}
 		if src, err = reconcile.NewSQSSource(ctx, sqsCfg); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("S3 event queue (VMS_SQS_*): %w", err)
 		}
 		slog.Info("reconciling S3 events", "queue", sqsCfg.QueueURL)
-	case hookAddr != "":
+	case cp.cfg.S3WebhookAddr != "":
 		hook := reconcile.NewWebhookSource(0, slog.Default())
-		url, err := hook.Listen(hookAddr)
+		url, err := hook.Listen(cp.cfg.S3WebhookAddr)
 		if err != nil {
 			return nil, err
 		}
