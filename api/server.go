@@ -77,22 +77,22 @@ type Server struct {
 // New builds a server.
 func New(o Options) *Server {
 	if o.PresignExpiry == 0 {
-		o.PresignExpiry = 15 * time.Minute
+		o.PresignExpiry = contract.DefaultPresignExpiry
 	}
 	if o.ClipMaxLength == 0 {
-		o.ClipMaxLength = 24 * time.Hour
+		o.ClipMaxLength = contract.DefaultClipMaxLength
 	}
 	if o.SegmentLength == 0 {
-		o.SegmentLength = 30 * time.Second
+		o.SegmentLength = recording.DefaultSegmentLength
 	}
 	if o.TaskQueue == "" {
 		o.TaskQueue = contract.TaskQueue
 	}
 	if o.ClipGrace == 0 {
-		o.ClipGrace = 2 * time.Minute
+		o.ClipGrace = contract.DefaultClipGrace
 	}
 	if o.TokenExpiry == 0 {
-		o.TokenExpiry = 60 * time.Second
+		o.TokenExpiry = streamtoken.DefaultExpiry
 	}
 	if o.AgentOfflineAfter == 0 {
 		o.AgentOfflineAfter = control.OfflineAfter

@@ -1,5 +1,12 @@
 // Package config reads the settings every vms process shares from the
-// environment, with the dev defaults of the embedded stack.
+// environment, with the dev defaults of the embedded stack. It is the only
+// place that reads them: the roles get a Config and pass its values down.
+// A default that code elsewhere also falls back to (a zero option, an old
+// workflow history) is a named constant beside what it governs, used here.
+//
+// Only the embedded S3 server's child process (objectstore.ServerConfigFromEnv,
+// a handoff from vms dev, not a setting) and test switches read the
+// environment elsewhere.
 package config
 
 import (
@@ -8,6 +15,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/opennvr/vms/recording"
+	"github.com/opennvr/vms/streamtoken"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 // Config is every setting a vms process reads. Zero values are never used:
@@ -16,7 +27,7 @@ type Config struct {
 	HTTPAddr  string // VMS_HTTP_ADDR: REST API
 	AgentAddr string // VMS_AGENT_ADDR: agent local API
 	MediaAddr string // VMS_MEDIA_ADDR: media worker WebSocket
-	DataDir   string // VMS_DATA_DIR
+	DataDir   string // VMS_DATA_DIR, made absolute
 
 	DatabaseURL string // DATABASE_URL: postgres://… or a SQLite path
 
@@ -32,6 +43,10 @@ type Config struct {
 	TemporalTLSCert   string // TEMPORAL_TLS_CERT: client certificate file (mTLS)
 	TemporalTLSKey    string // TEMPORAL_TLS_KEY
 	TemporalTLSCA     string // TEMPORAL_TLS_CA: server CA file
+	// TemporalBin is the Temporal dev server binary vms dev starts when no
+	// TEMPORAL_ADDRESS is set (VMS_TEMPORAL_BIN; empty: bin/temporal, beside
+	// the vms binary, or on PATH).
+	TemporalBin string
 
 	DevAPIKey string // VMS_DEV_API_KEY: the dev account's key (vms dev)
 
@@ -51,6 +66,13 @@ type Config struct {
 	// NVRCapacity is how many channels a media worker takes (VMS_NVR_CAPACITY).
 	NVRCapacity int
 
+	// S3 ObjectCreated events, for recording segments whose media worker
+	// notification was lost (vms workflow-worker); neither set: none.
+	SQSQueueURL   string // VMS_SQS_QUEUE_URL: read the events from this SQS queue (AWS)
+	SQSRegion     string // VMS_SQS_REGION: empty = from the queue URL, then the AWS configuration
+	SQSEndpoint   string // VMS_SQS_ENDPOINT: an SQS-compatible server; empty = AWS
+	S3WebhookAddr string // VMS_S3_WEBHOOK_ADDR: listen for events the S3 server posts (MinIO)
+
 	PresignExpiry time.Duration // VMS_PRESIGN_EXPIRY: presigned GET/PUT lifetime
 	TokenExpiry   time.Duration // VMS_TOKEN_EXPIRY: stream token lifetime
 	ClipMaxLength time.Duration // VMS_CLIP_MAX_LENGTH
@@ -64,7 +86,6 @@ func Load() (Config, error) {
 		HTTPAddr:          env("VMS_HTTP_ADDR", ":8080"),
 		AgentAddr:         env("VMS_AGENT_ADDR", ":8081"),
 		MediaAddr:         env("VMS_MEDIA_ADDR", ":8082"),
-		DataDir:           env("VMS_DATA_DIR", ".data"),
 		S3Endpoint:        os.Getenv("S3_ENDPOINT"),
 		S3Region:          env("S3_REGION", "us-east-1"),
 		S3Bucket:          env("S3_BUCKET", "vms"),
@@ -75,6 +96,7 @@ func Load() (Config, error) {
 		TemporalTLSCert:   os.Getenv("TEMPORAL_TLS_CERT"),
 		TemporalTLSKey:    os.Getenv("TEMPORAL_TLS_KEY"),
 		TemporalTLSCA:     os.Getenv("TEMPORAL_TLS_CA"),
+		TemporalBin:       os.Getenv("VMS_TEMPORAL_BIN"),
 		DevAPIKey:         os.Getenv("VMS_DEV_API_KEY"),
 		TokenSecret:       os.Getenv("VMS_TOKEN_SECRET"),
 		WorkerKey:         os.Getenv("VMS_WORKER_KEY"),
@@ -82,9 +104,18 @@ func Load() (Config, error) {
 		AgentKey:          os.Getenv("VMS_AGENT_KEY"),
 		NVRName:           env("VMS_NVR_NAME", hostname()),
 		MediaPublicURL:    os.Getenv("VMS_MEDIA_PUBLIC_URL"),
+		SQSQueueURL:       os.Getenv("VMS_SQS_QUEUE_URL"),
+		SQSRegion:         os.Getenv("VMS_SQS_REGION"),
+		SQSEndpoint:       os.Getenv("VMS_SQS_ENDPOINT"),
+		S3WebhookAddr:     os.Getenv("VMS_S3_WEBHOOK_ADDR"),
+	}
+	var err error
+	// Absolute, so the default database and everything vms dev keeps there
+	// stay put whatever folder a process later works in.
+	if c.DataDir, err = filepath.Abs(env("VMS_DATA_DIR", ".data")); err != nil {
+		return c, fmt.Errorf("VMS_DATA_DIR: %w", err)
 	}
 	c.DatabaseURL = env("DATABASE_URL", filepath.Join(c.DataDir, "vms.db"))
-	var err error
 	if c.S3PathStyle, err = boolEnv("S3_PATH_STYLE", c.S3Endpoint != ""); err != nil {
 		return c, err
 	}
@@ -96,11 +127,11 @@ func Load() (Config, error) {
 		dst  *time.Duration
 		def  time.Duration
 	}{
-		{"VMS_PRESIGN_EXPIRY", &c.PresignExpiry, 15 * time.Minute},
-		{"VMS_TOKEN_EXPIRY", &c.TokenExpiry, 60 * time.Second},
-		{"VMS_CLIP_MAX_LENGTH", &c.ClipMaxLength, 24 * time.Hour},
-		{"VMS_CLIP_GRACE", &c.ClipGrace, 2 * time.Minute},
-		{"VMS_SEGMENT_LENGTH", &c.SegmentLength, 30 * time.Second},
+		{"VMS_PRESIGN_EXPIRY", &c.PresignExpiry, contract.DefaultPresignExpiry},
+		{"VMS_TOKEN_EXPIRY", &c.TokenExpiry, streamtoken.DefaultExpiry},
+		{"VMS_CLIP_MAX_LENGTH", &c.ClipMaxLength, contract.DefaultClipMaxLength},
+		{"VMS_CLIP_GRACE", &c.ClipGrace, contract.DefaultClipGrace},
+		{"VMS_SEGMENT_LENGTH", &c.SegmentLength, recording.DefaultSegmentLength},
 	}
 	for _, d := range durations {
 		if *d.dst, err = durationEnv(d.name, d.def); err != nil {

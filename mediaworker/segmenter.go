@@ -10,11 +10,12 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 
 	"github.com/opennvr/vms/media"
+	"github.com/opennvr/vms/recording"
 )
 
 // Segmenter defaults.
 const (
-	DefaultSegmentTarget    = 30 * time.Second
+	DefaultSegmentTarget    = recording.DefaultSegmentLength
 	DefaultFragmentDuration = time.Second
 	DefaultMaxGap           = 10 * time.Second
 )

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -14,13 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-)
-
-// Environment variables SQSConfigFromEnv reads.
-const (
-	EnvSQSQueueURL = "VMS_SQS_QUEUE_URL"
-	EnvSQSRegion   = "VMS_SQS_REGION"
-	EnvSQSEndpoint = "VMS_SQS_ENDPOINT"
 )
 
 const (
@@ -54,17 +46,6 @@ type SQSConfig struct {
 	// MaxMessages per receive, 1 to 10 (default 10).
 	MaxMessages int
 	Logger      *slog.Logger
-}
-
-// SQSConfigFromEnv reads VMS_SQS_QUEUE_URL, VMS_SQS_REGION and
-// VMS_SQS_ENDPOINT; an empty QueueURL means no SQS source is configured.
-// Credentials come from the default AWS chain (AWS_ACCESS_KEY_ID, …).
-func SQSConfigFromEnv() SQSConfig {
-	return SQSConfig{
-		QueueURL: os.Getenv(EnvSQSQueueURL),
-		Region:   os.Getenv(EnvSQSRegion),
-		Endpoint: os.Getenv(EnvSQSEndpoint),
-	}
 }
 
 // SQSSource long-polls an SQS queue of S3 event notifications. Acking a
@@ -107,7 +88,7 @@ func NewSQSSource(ctx context.Context, cfg SQSConfig) (*SQSSource, error) {
 		return nil, fmt.Errorf("reconcile: load aws config: %w", err)
 	}
 	if awsCfg.Region == "" {
-		return nil, fmt.Errorf("reconcile: no region for SQS queue %s: set %s or AWS_REGION", cfg.QueueURL, EnvSQSRegion)
+		return nil, fmt.Errorf("reconcile: no region for SQS queue %s: set the SQS region or AWS_REGION", cfg.QueueURL)
 	}
 	client := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) {
 		if cfg.Endpoint != "" {

@@ -24,6 +24,10 @@ var (
 // MinSecretLen is the shortest signing secret accepted.
 const MinSecretLen = 32
 
+// DefaultExpiry is a stream token's lifetime when nothing configures
+// another (config reads VMS_TOKEN_EXPIRY).
+const DefaultExpiry = 60 * time.Second
+
 // Claims is what a token grants.
 type Claims struct {
 	SessionID string    `json:"sid"`

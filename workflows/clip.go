@@ -10,9 +10,6 @@ import (
 )
 
 const (
-	// defaultClipGrace is how long past its range a clip waits for late
-	// segments when its input names no grace.
-	defaultClipGrace = 2 * time.Minute
 	// clipPoll is the fallback for a lost segment signal: a waiting clip
 	// looks for new recordings on its own this often.
 	clipPoll = 30 * time.Second
@@ -231,5 +228,5 @@ func (w *clipWorkflow) grace() time.Duration {
 	if w.in.Grace > 0 {
 		return w.in.Grace
 	}
-	return defaultClipGrace
+	return contract.DefaultClipGrace
 }

@@ -13,8 +13,6 @@ import (
 )
 
 const (
-	// defaultURLExpiry is the upload URL's lifetime when the input names none.
-	defaultURLExpiry = 15 * time.Minute
 	// uploadSlack lets an upload that began just before the URL expired
 	// finish before the snapshot is checked one last time.
 	uploadSlack = 10 * time.Second
@@ -183,5 +181,5 @@ func (w *snapshotWorkflow) urlExpiry() time.Duration {
 	if w.in.URLExpiry > 0 {
 		return w.in.URLExpiry
 	}
-	return defaultURLExpiry
+	return contract.DefaultPresignExpiry
 }

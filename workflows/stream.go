@@ -12,7 +12,6 @@ import (
 )
 
 const (
-	defaultSegmentLength = 30 * time.Second
 	// authorizeWithin is how long a session waits for its authorization.
 	authorizeWithin = 2 * time.Minute
 	// streamSegmentsPerRun bounds one run's history: after this many
@@ -302,5 +301,5 @@ func (w *streamWorkflow) segmentLength() time.Duration {
 	if w.in.SegmentLength > 0 {
 		return w.in.SegmentLength
 	}
-	return defaultSegmentLength
+	return recording.DefaultSegmentLength
 }

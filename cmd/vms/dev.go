@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -26,46 +25,6 @@ import (
 // devNVR is the NVR instance of the in-process media worker.
 const devNVR = "local"
 
-// devSecrets are generated on the first `vms dev` and kept in the data
-// folder, so keys and URLs stay valid across restarts.
-type devSecrets struct {
-	APIKey      string `json:"api_key"`
-	AgentKey    string `json:"agent_key"`
-	S3AccessKey string `json:"s3_access_key"`
-	S3SecretKey string `json:"s3_secret_key"`
-	TokenSecret string `json:"token_secret"`
-	WorkerKey   string `json:"worker_key"`
-}
-
-func loadDevSecrets(dir string) (devSecrets, error) {
-	path := filepath.Join(dir, "dev-secrets.json")
-	var s devSecrets
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(b, &s); err != nil {
-			return s, fmt.Errorf("read %s: %w", path, err)
-		}
-	case !errors.Is(err, os.ErrNotExist):
-		return s, err
-	}
-	fill := func(v *string, prefix string) {
-		if *v == "" {
-			*v = store.NewSecret(prefix)
-		}
-	}
-	fill(&s.APIKey, "vms_")
-	fill(&s.AgentKey, "agt_")
-	fill(&s.S3SecretKey, "")
-	fill(&s.TokenSecret, "")
-	fill(&s.WorkerKey, "wrk_")
-	if s.S3AccessKey == "" {
-		s.S3AccessKey = "vmsdev"
-	}
-	b, _ = json.MarshalIndent(s, "", "  ")
-	return s, os.WriteFile(path, b, 0o600)
-}
-
 func devCmd() *cobra.Command {
 	var demo bool
 	cmd := &cobra.Command{
@@ -84,18 +43,10 @@ func devCmd() *cobra.Command {
 }
 
 func runDev(ctx context.Context, cfg config.Config, demo bool) error {
-	dataDir, err := filepath.Abs(cfg.DataDir)
-	if err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return err
-	}
-	cfg.DataDir = dataDir
-	if os.Getenv("DATABASE_URL") == "" {
-		cfg.DatabaseURL = filepath.Join(dataDir, "vms.db")
-	}
-	secrets, err := loadDevSecrets(dataDir)
+	secrets, err := loadDevSecrets(cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -132,7 +83,7 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 			return err
 		}
 		s3, err := objectstore.StartEmbedded(ctx, []string{exe, "objectstore"}, objectstore.ServerConfig{
-			Dir: filepath.Join(dataDir, "s3"), Addr: "127.0.0.1:9000", Region: cfg.S3Region,
+			Dir: filepath.Join(cfg.DataDir, "s3"), Addr: "127.0.0.1:9000", Region: cfg.S3Region,
 			AccessKey: secrets.S3AccessKey, SecretKey: secrets.S3SecretKey,
 			EventWebhookURL: hookURL,
 		})
@@ -160,7 +111,7 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 	var tc client.Client
 	temporalUI := "http://127.0.0.1:8233"
 	if cfg.TemporalAddress == "" {
-		ts, err := startDevTemporal(ctx, dataDir)
+		ts, err := startDevTemporal(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("temporal dev server: %w", err)
 		}
@@ -229,6 +180,46 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 	return g.Wait()
 }
 
+// devSecrets are generated on the first `vms dev` and kept in the data
+// folder, so keys and URLs stay valid across restarts.
+type devSecrets struct {
+	APIKey      string `json:"api_key"`
+	AgentKey    string `json:"agent_key"`
+	S3AccessKey string `json:"s3_access_key"`
+	S3SecretKey string `json:"s3_secret_key"`
+	TokenSecret string `json:"token_secret"`
+	WorkerKey   string `json:"worker_key"`
+}
+
+func loadDevSecrets(dir string) (devSecrets, error) {
+	path := filepath.Join(dir, "dev-secrets.json")
+	var s devSecrets
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &s); err != nil {
+			return s, fmt.Errorf("read %s: %w", path, err)
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return s, err
+	}
+	fill := func(v *string, prefix string) {
+		if *v == "" {
+			*v = store.NewSecret(prefix)
+		}
+	}
+	fill(&s.APIKey, "vms_")
+	fill(&s.AgentKey, "agt_")
+	fill(&s.S3SecretKey, "")
+	fill(&s.TokenSecret, "")
+	fill(&s.WorkerKey, "wrk_")
+	if s.S3AccessKey == "" {
+		s.S3AccessKey = "vmsdev"
+	}
+	b, _ = json.MarshalIndent(s, "", "  ")
+	return s, os.WriteFile(path, b, 0o600)
+}
+
 // seedDev makes sure the dev account (admin), its API key, its agent and a
 // local NVR instance for the in-process media worker exist.
 func seedDev(ctx context.Context, st *store.Store, cfg config.Config, secrets devSecrets) error {
@@ -251,9 +242,6 @@ func seedDev(ctx context.Context, st *store.Store, cfg config.Config, secrets de
 	return st.UpsertNVR(ctx, &store.NVR{Name: devNVR, MediaURL: mediaURL(cfg.MediaAddr), Capacity: cfg.NVRCapacity})
 }
 
-// mediaURL is the media worker's public WebSocket URL for a listen address.
-func mediaURL(addr string) string { return "ws://" + hostPort(addr) + "/v1/ingest" }
-
 func printDevBanner(cfg config.Config, temporalUI string) {
 	api := "http://" + hostPort(cfg.HTTPAddr)
 	slog.Info("vms dev is up", "api", api)
@@ -268,15 +256,4 @@ vms dev is running
   Agent API      http://%s
   Data folder    %s
 `, api, cfg.DevAPIKey, api, api, temporalUI, cfg.TemporalAddress, cfg.S3Endpoint, mediaURL(cfg.MediaAddr), hostPort(cfg.AgentAddr), cfg.DataDir)
-}
-
-func hostPort(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }

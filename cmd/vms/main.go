@@ -1,7 +1,10 @@
 // Command vms is the one binary of the cloud NVR: the REST API, the
 // Temporal workflow worker, the media worker, the local agent, migrations,
 // and `vms dev`, which runs all of them on embedded defaults. This package
-// only wires the others together.
+// only wires the others together: each role's subcommand and its wiring sit
+// in the file named for the role (api.go, workflow_worker.go, dev.go, …);
+// wiring.go opens what the roles share (the database, S3, Temporal, an HTTP
+// server).
 package main
 
 import (

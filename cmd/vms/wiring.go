@@ -2,20 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 
-	"github.com/opennvr/vms/api"
 	"github.com/opennvr/vms/config"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/store"
-	"github.com/opennvr/vms/streamtoken"
 )
 
 // openStore opens and migrates the configured database.
@@ -46,46 +48,37 @@ func openObjects(ctx context.Context, cfg config.Config) (*objectstore.Client, e
 	return c, nil
 }
 
-func newAPI(cfg config.Config, st *store.Store, objects *objectstore.Client, tc client.Client, rec api.SegmentRecorder) (*api.Server, error) {
-	tokens, err := streamtoken.NewSigner(cfg.TokenSecret)
-	if err != nil {
-		return nil, fmt.Errorf("VMS_TOKEN_SECRET: %w", err)
+// dialTemporal connects to TEMPORAL_ADDRESS, with mTLS when a client
+// certificate is configured.
+func dialTemporal(ctx context.Context, cfg config.Config) (client.Client, error) {
+	opts := client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(slog.Default().With("component", "temporal")),
 	}
-	if cfg.WorkerKey == "" {
-		return nil, errors.New("VMS_WORKER_KEY must be set: media workers authenticate with it")
+	if cfg.TemporalTLSCert != "" || cfg.TemporalTLSCA != "" {
+		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.TemporalTLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.TemporalTLSCert, cfg.TemporalTLSKey)
+			if err != nil {
+				return nil, fmt.Errorf("temporal client certificate: %w", err)
+			}
+			tlsCfg.Certificates = []tls.Certificate{cert}
+		}
+		if cfg.TemporalTLSCA != "" {
+			pem, err := os.ReadFile(cfg.TemporalTLSCA)
+			if err != nil {
+				return nil, fmt.Errorf("temporal CA: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, errors.New("temporal CA: no certificate found")
+			}
+			tlsCfg.RootCAs = pool
+		}
+		opts.ConnectionOptions.TLS = tlsCfg
 	}
-	return api.New(api.Options{
-		Store: st, Objects: objects, Temporal: tc, Tokens: tokens, Recorder: rec, WorkerKey: cfg.WorkerKey,
-		PresignExpiry: cfg.PresignExpiry, ClipMaxLength: cfg.ClipMaxLength, SegmentLength: cfg.SegmentLength,
-		ClipGrace: cfg.ClipGrace, TokenExpiry: cfg.TokenExpiry,
-	}), nil
-}
-
-// serveHTTP listens on addr and serves h until ctx is done, then shuts down
-// gracefully. ready, if not nil, is closed once the listener is up.
-func serveHTTP(ctx context.Context, name, addr string, h http.Handler, ready chan<- struct{}) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("%s listen %s: %w", name, addr, err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	if ready != nil {
-		close(ready)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	slog.Info("listening", "server", name, "addr", ln.Addr().String())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("%s: %w", name, err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("%s shutdown: %w", name, err)
-	}
-	return nil
+	return client.DialContext(ctx, opts)
 }
 
 // controlPlane is what the api and workflow-worker roles share: the
@@ -120,4 +113,50 @@ func openControlPlane(ctx context.Context) (cp *controlPlane, err error) {
 func (cp *controlPlane) close() {
 	cp.tc.Close()
 	cp.st.Close()
+}
+
+// serveHTTP listens on addr and serves h until ctx is done, then shuts down
+// gracefully. ready, if not nil, is closed once the listener is up.
+func serveHTTP(ctx context.Context, name, addr string, h http.Handler, ready chan<- struct{}) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s listen %s: %w", name, addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if ready != nil {
+		close(ready)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	slog.Info("listening", "server", name, "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("%s: %w", name, err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s shutdown: %w", name, err)
+	}
+	return nil
+}
+
+// hostPort is a listen address as a local client dials it.
+func hostPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }

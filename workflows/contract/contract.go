@@ -107,6 +107,17 @@ const (
 	UpdateUploadURL = "upload-url" // a client asks where to upload its snapshot
 )
 
+// Clip defaults, for when nothing configures others (config reads
+// VMS_CLIP_GRACE and VMS_CLIP_MAX_LENGTH).
+const (
+	// DefaultClipGrace is how long past its End a clip waits for late
+	// segments; a ClipInput with no Grace (as in histories from before the
+	// API sent one) gets it.
+	DefaultClipGrace = 2 * time.Minute
+	// DefaultClipMaxLength is the longest clip range the API accepts.
+	DefaultClipMaxLength = 24 * time.Hour
+)
+
 // ClipInput starts a ClipWorkflow.
 type ClipInput struct {
 	ClipID    string
@@ -114,7 +125,7 @@ type ClipInput struct {
 	Start     time.Time
 	End       time.Time
 	// Grace is how long past End the workflow waits for segments
-	// (zero: 2 minutes).
+	// (zero: DefaultClipGrace).
 	Grace time.Duration
 
 	// Continued is set by the workflow itself when it continues as new
@@ -148,7 +159,7 @@ type StreamInput struct {
 	SessionID     string
 	ChannelID     string
 	Quality       string
-	SegmentLength time.Duration // zero: 30 s
+	SegmentLength time.Duration // zero: recording.DefaultSegmentLength
 	// Record: the session is one a channel's supervisor started (its token
 	// says so); it reports going live and ending to the supervisor.
 	Record bool
@@ -197,6 +208,12 @@ type SessionSignal struct {
 	Status    string
 }
 
+// DefaultPresignExpiry is the lifetime of a presigned URL when nothing
+// configures another (config reads VMS_PRESIGN_EXPIRY): the API's
+// downloads and a snapshot's upload URL, whose SnapshotInput with no
+// URLExpiry gets it.
+const DefaultPresignExpiry = 15 * time.Minute
+
 // SnapshotInput starts a SnapshotWorkflow.
 type SnapshotInput struct {
 	SnapshotID string
@@ -204,7 +221,8 @@ type SnapshotInput struct {
 	Source     string // SnapshotClient or SnapshotAgent
 	Key        string
 	// URLExpiry is the presigned PUT's lifetime; a client that has not
-	// uploaded by then finds its snapshot expired (zero: 15 minutes).
+	// uploaded by then finds its snapshot expired (zero:
+	// DefaultPresignExpiry).
 	URLExpiry time.Duration
 
 	// Source agent: the camera's agent captures it. The camera's snapshot
