@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -85,6 +86,22 @@ func (s *Store) DeleteChannel(ctx context.Context, accountID, id uuid.UUID) erro
 	res, err := s.DB.NewDelete().Model((*Channel)(nil)).Where("id = ? AND account_id = ?", id, accountID).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("delete channel: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// SetChannelState stores what the channel's supervisor reports: its
+// recording status, since when, and the last error (ErrNotFound when the
+// channel is gone).
+func (s *Store) SetChannelState(ctx context.Context, id uuid.UUID, status string, since time.Time, lastError string) error {
+	since = UTCms(since)
+	res, err := s.DB.NewUpdate().Model((*Channel)(nil)).Where("id = ?", id).
+		Set("state_status = ?", status).Set("state_since = ?", since).Set("state_error = ?", lastError).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("set channel state: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrNotFound

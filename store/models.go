@@ -100,6 +100,22 @@ type Camera struct {
 	UpdatedAt    time.Time  `bun:"updated_at,notnull"`
 }
 
+// StreamPath is the camera's stream path for a quality (high, mid, low or
+// mjpeg); known is false for any other quality.
+func (c *Camera) StreamPath(quality string) (path string, known bool) {
+	switch quality {
+	case "high":
+		return c.StreamHigh, true
+	case "mid":
+		return c.StreamMid, true
+	case "low":
+		return c.StreamLow, true
+	case "mjpeg":
+		return c.StreamMJPEG, true
+	}
+	return "", false
+}
+
 // Channel states.
 const (
 	ChannelActive   = "active"

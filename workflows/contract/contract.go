@@ -183,11 +183,22 @@ type AuthorizeRequest struct {
 // ChannelInput starts a channel's supervisor, ChannelWorkflow.
 type ChannelInput struct {
 	ChannelID string
+	// MaxBackoff caps the wait between failed starts (zero:
+	// DefaultRecordMaxBackoff).
+	MaxBackoff time.Duration
 
 	// Carried by the workflow itself across continue-as-new; callers leave
-	// it zero.
-	State RecordingState
+	// them zero.
+	State    RecordingState
+	Live     []string // recording sessions live now
+	Failures int      // failed starts in a row, for the backoff
+	AgentID  string   // the agent last commanded, told to stop once the channel is gone
 }
+
+// DefaultRecordMaxBackoff caps the wait between failed starts of a
+// channel's recording: a camera that refuses or is unreachable is retried
+// at least this often, never in a tight loop.
+const DefaultRecordMaxBackoff = time.Minute
 
 // RecordingState is a channel supervisor's view of its recording, what
 // QueryRecordingState answers.
