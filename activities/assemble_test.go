@@ -18,9 +18,9 @@ import (
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/recording"
+	"github.com/opennvr/vms/recording/recordingtest"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
-	"github.com/opennvr/vms/workflows/recordingtest"
 )
 
 // TestAssembleClip joins real segments (four of 30 s from t0, keyframes

@@ -22,8 +22,8 @@ import (
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
+	"github.com/opennvr/vms/temporaltest"
 	"github.com/opennvr/vms/workflows"
-	"github.com/opennvr/vms/workflows/temporaltest"
 )
 
 const (

@@ -15,8 +15,8 @@ import (
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/store/storetest"
 	"github.com/opennvr/vms/streamtoken"
+	"github.com/opennvr/vms/temporaltest"
 	"github.com/opennvr/vms/workflows"
-	"github.com/opennvr/vms/workflows/temporaltest"
 )
 
 const workerKey = "wrk_test-worker-key"

@@ -29,8 +29,8 @@ import (
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 	"github.com/opennvr/vms/streamtoken"
+	"github.com/opennvr/vms/temporaltest"
 	"github.com/opennvr/vms/workflows"
-	"github.com/opennvr/vms/workflows/temporaltest"
 )
 
 const (

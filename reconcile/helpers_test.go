@@ -23,9 +23,9 @@ import (
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/reconcile"
 	"github.com/opennvr/vms/recording"
+	"github.com/opennvr/vms/recording/recordingtest"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
-	"github.com/opennvr/vms/workflows/recordingtest"
 )
 
 func TestMain(m *testing.M) { s3test.Main(m) }

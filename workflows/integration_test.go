@@ -26,9 +26,9 @@ import (
 	"github.com/opennvr/vms/activities"
 	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/temporaltest"
 	"github.com/opennvr/vms/workflows"
 	"github.com/opennvr/vms/workflows/contract"
-	"github.com/opennvr/vms/workflows/temporaltest"
 )
 
 // cluster is a world served by a real worker on the test binary's dev

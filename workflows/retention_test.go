@@ -17,9 +17,9 @@ import (
 	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
+	"github.com/opennvr/vms/temporaltest"
 	"github.com/opennvr/vms/workflows"
 	"github.com/opennvr/vms/workflows/contract"
-	"github.com/opennvr/vms/workflows/temporaltest"
 )
 
 // TestRetentionWorkflow sweeps real rows and objects: the expired recording

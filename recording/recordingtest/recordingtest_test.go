@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opennvr/vms/workflows/recordingtest"
+	"github.com/opennvr/vms/recording/recordingtest"
 )
 
 // A cut segment is a complete fMP4 of the asked length, cut once per length.
