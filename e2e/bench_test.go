@@ -23,6 +23,7 @@ import (
 	"github.com/opennvr/vms/activities"
 	"github.com/opennvr/vms/apiclient"
 	"github.com/opennvr/vms/media"
+	"github.com/opennvr/vms/media/mediatest"
 	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/recording"
@@ -147,7 +148,7 @@ func BenchmarkIngest(b *testing.B) {
 	if runtime.GOOS != "linux" {
 		b.Skip("reads /proc")
 	}
-	requireFFmpeg(b)
+	mediatest.Require(b)
 	track, frames := sample4Mbps(b)
 	_, s3cfg := s3test.Start(b)
 	window := envDuration(b, "VMS_BENCH_WINDOW", 20*time.Second)
@@ -537,7 +538,7 @@ func runPublishLag(b *testing.B, e *env, control *mediaworker.APIClient, seg med
 // (The workflows engineer measures the same on the 0.2 Mbit/s demo stream:
 // go test ./activities -bench AssembleClip.)
 func BenchmarkClipAssembly4Mbps(b *testing.B) {
-	requireFFmpeg(b)
+	mediatest.Require(b)
 	if testing.Short() {
 		b.Skip("writes ~4 GB")
 	}
