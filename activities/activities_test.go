@@ -38,25 +38,9 @@ type world struct {
 
 func newWorld(t testing.TB, st *store.Store) *world {
 	t.Helper()
-	ctx := context.Background()
-	acct, err := st.CreateAccount(ctx, "acme", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cam := &store.Camera{AccountID: acct.ID, Name: "door", Protocol: store.ProtocolRTSP, Host: "192.0.2.7", Port: 554}
-	if err := st.CreateCamera(ctx, cam); err != nil {
-		t.Fatal(err)
-	}
-	nvr := &store.NVR{Name: "nvr-" + uuid.NewString()[:8], MediaURL: "ws://nvr:8082", Capacity: 10}
-	if err := st.CreateNVR(ctx, nvr); err != nil {
-		t.Fatal(err)
-	}
-	ch := &store.Channel{AccountID: acct.ID, CameraID: cam.ID, NVRID: nvr.ID, RetentionDays: 7}
-	if err := st.CreateChannel(ctx, ch); err != nil {
-		t.Fatal(err)
-	}
+	sw := storetest.NewWorld(t, st)
 	sig := &signals{gone: map[string]bool{}}
-	return &world{st: st, acts: &activities.Activities{Store: st, Temporal: sig}, acct: acct, ch: ch, sig: sig}
+	return &world{st: st, acts: &activities.Activities{Store: st, Temporal: sig}, acct: sw.Account, ch: sw.Channel, sig: sig}
 }
 
 func (w *world) addRecording(t *testing.T, start time.Time, d time.Duration) *store.Recording {
