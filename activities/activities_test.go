@@ -3,7 +3,6 @@ package activities_test
 import (
 	"bytes"
 	"context"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -414,16 +413,7 @@ func TestPresignSnapshotPutAndStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 		body := []byte{0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "image/jpeg")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("PUT = %s", resp.Status)
-		}
+		s3test.Upload(t, url, "image/jpeg", body)
 		check, err := w.acts.VerifySnapshot(ctx, sn.ID.String())
 		if err != nil || !check.OK {
 			t.Fatalf("check = %+v, %v", check, err)
