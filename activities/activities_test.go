@@ -3,7 +3,6 @@ package activities_test
 import (
 	"bytes"
 	"context"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -38,25 +37,9 @@ type world struct {
 
 func newWorld(t testing.TB, st *store.Store) *world {
 	t.Helper()
-	ctx := context.Background()
-	acct, err := st.CreateAccount(ctx, "acme", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cam := &store.Camera{AccountID: acct.ID, Name: "door", Protocol: store.ProtocolRTSP, Host: "192.0.2.7", Port: 554}
-	if err := st.CreateCamera(ctx, cam); err != nil {
-		t.Fatal(err)
-	}
-	nvr := &store.NVR{Name: "nvr-" + uuid.NewString()[:8], MediaURL: "ws://nvr:8082", Capacity: 10}
-	if err := st.CreateNVR(ctx, nvr); err != nil {
-		t.Fatal(err)
-	}
-	ch := &store.Channel{AccountID: acct.ID, CameraID: cam.ID, NVRID: nvr.ID, RetentionDays: 7}
-	if err := st.CreateChannel(ctx, ch); err != nil {
-		t.Fatal(err)
-	}
+	sw := storetest.NewWorld(t, st)
 	sig := &signals{gone: map[string]bool{}}
-	return &world{st: st, acts: &activities.Activities{Store: st, Temporal: sig}, acct: acct, ch: ch, sig: sig}
+	return &world{st: st, acts: &activities.Activities{Store: st, Temporal: sig}, acct: sw.Account, ch: sw.Channel, sig: sig}
 }
 
 func (w *world) addRecording(t *testing.T, start time.Time, d time.Duration) *store.Recording {
@@ -430,16 +413,7 @@ func TestPresignSnapshotPutAndStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 		body := []byte{0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "image/jpeg")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("PUT = %s", resp.Status)
-		}
+		s3test.Upload(t, url, "image/jpeg", body)
 		check, err := w.acts.VerifySnapshot(ctx, sn.ID.String())
 		if err != nil || !check.OK {
 			t.Fatalf("check = %+v, %v", check, err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -15,12 +14,13 @@ import (
 	"time"
 
 	"github.com/opennvr/vms/activities"
+	"github.com/opennvr/vms/media/mediatest"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/recording"
+	"github.com/opennvr/vms/recording/recordingtest"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
-	"github.com/opennvr/vms/workflows/recordingtest"
 )
 
 // TestAssembleClip joins real segments (four of 30 s from t0, keyframes
@@ -28,7 +28,7 @@ import (
 // cleanly and lasts what was recorded of the range, give or take the GOP
 // the cut rounds to at each end.
 func TestAssembleClip(t *testing.T) {
-	needFFmpeg(t)
+	mediatest.Need(t)
 	const seg = 30 * time.Second
 	tests := []struct {
 		name        string
@@ -82,10 +82,10 @@ func TestAssembleClip(t *testing.T) {
 					t.Errorf("object key = %q, want %q", res.ObjectKey, key)
 				}
 				path := download(t, objects, key, res.Size)
-				if msg := ffmpegDecodeErrors(path); msg != "" {
+				if msg := mediatest.DecodeErrors(t, path); msg != "" {
 					t.Fatalf("ffmpeg decode errors:\n%s", msg)
 				}
-				d := ffprobeDuration(t, path)
+				d := mediatest.Duration(t, path)
 				if (d - tt.want).Abs() > recordingtest.GOP {
 					t.Errorf("clip lasts %s, want %s ± one GOP (%s)", d, tt.want, recordingtest.GOP)
 				}
@@ -230,41 +230,4 @@ func download(t *testing.T, objects *objectstore.Client, key string, size int64)
 		t.Fatalf("%s holds %d bytes (head %d), the result says %d", key, n, info.Size, size)
 	}
 	return path
-}
-
-// needFFmpeg skips a test when ffmpeg/ffprobe are missing, except in CI
-// (CI=...), where their absence is a setup failure.
-func needFFmpeg(t *testing.T) {
-	t.Helper()
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s not found in PATH; CI must install ffmpeg", tool)
-			}
-			t.Skipf("%s not found in PATH", tool)
-		}
-	}
-}
-
-// ffmpegDecodeErrors decodes the whole file; it returns what ffmpeg
-// complained about, "" for a clean decode.
-func ffmpegDecodeErrors(path string) string {
-	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
-	if err != nil {
-		return "ffmpeg: " + err.Error() + "\n" + string(out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func ffprobeDuration(t *testing.T, path string) time.Duration {
-	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	s, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
-	if err != nil {
-		t.Fatalf("ffprobe duration %q: %v", out, err)
-	}
-	return time.Duration(s * float64(time.Second))
 }

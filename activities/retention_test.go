@@ -22,22 +22,7 @@ import (
 func retentionChannel(t *testing.T, st *store.Store, objects *objectstore.Client, days int, now time.Time, ago ...time.Duration) (*store.Channel, []store.Recording) {
 	t.Helper()
 	ctx := context.Background()
-	acct, err := st.CreateAccount(ctx, "r", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cam := &store.Camera{AccountID: acct.ID, Name: "c", Protocol: store.ProtocolRTSP, Host: "192.0.2.1", Port: 554}
-	if err := st.CreateCamera(ctx, cam); err != nil {
-		t.Fatal(err)
-	}
-	nvr := &store.NVR{Name: "nvr-" + uuid.NewString()[:8], MediaURL: "ws://nvr", Capacity: 10}
-	if err := st.CreateNVR(ctx, nvr); err != nil {
-		t.Fatal(err)
-	}
-	ch := &store.Channel{AccountID: acct.ID, CameraID: cam.ID, NVRID: nvr.ID, RetentionDays: days}
-	if err := st.CreateChannel(ctx, ch); err != nil {
-		t.Fatal(err)
-	}
+	ch := storetest.NewWorldRetaining(t, st, days).Channel
 	var recs []store.Recording
 	for _, a := range ago {
 		end := now.Add(-a)

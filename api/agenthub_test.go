@@ -22,8 +22,8 @@ import (
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
+	"github.com/opennvr/vms/temporaltest"
 	"github.com/opennvr/vms/workflows"
-	"github.com/opennvr/vms/workflows/temporaltest"
 )
 
 const (
@@ -345,7 +345,7 @@ func TestAgentSnapshot(t *testing.T) {
 		if final["status"] != "ready" || final["content_type"] != "image/jpeg" {
 			t.Fatalf("snapshot %v, want ready image/jpeg", final)
 		}
-		if got := download(t, final["url"].(string)); !bytes.Equal(got, jpeg) {
+		if got := s3test.Download(t, final["url"].(string)); !bytes.Equal(got, jpeg) {
 			t.Fatalf("presigned GET returned %q, want the camera's image", got)
 		}
 	})

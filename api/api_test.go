@@ -167,21 +167,6 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
-// download GETs a (presigned) URL and returns the body of a 200 answer.
-func download(t *testing.T, url string) []byte {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s %q", url, resp.Status, body)
-	}
-	return body
-}
-
 func mustUUID(t *testing.T, s string) uuid.UUID {
 	t.Helper()
 	id, err := uuid.Parse(s)

@@ -15,8 +15,8 @@ import (
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/store/storetest"
 	"github.com/opennvr/vms/streamtoken"
+	"github.com/opennvr/vms/temporaltest"
 	"github.com/opennvr/vms/workflows"
-	"github.com/opennvr/vms/workflows/temporaltest"
 )
 
 const workerKey = "wrk_test-worker-key"
@@ -216,14 +216,8 @@ func TestSnapshotClientPath(t *testing.T) {
 	}
 	jpeg := []byte("\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9")
 	put := func(url string) int {
-		req, _ := http.NewRequest("PUT", url, bytes.NewReader(jpeg))
-		req.Header.Set("Content-Type", "image/jpeg")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := s3test.Presigned(t, http.MethodPut, url, "image/jpeg", jpeg)
+		return code
 	}
 	upload := snap["upload_url"].(string)
 	if code := put(strings.Replace(upload, "X-Amz-Signature=", "X-Amz-Signature=00", 1)); code != 403 {
@@ -240,7 +234,7 @@ func TestSnapshotClientPath(t *testing.T) {
 	if final["status"] != "ready" {
 		t.Fatalf("snapshot: %v, want ready", final)
 	}
-	if got := download(t, final["url"].(string)); !bytes.Equal(got, jpeg) {
+	if got := s3test.Download(t, final["url"].(string)); !bytes.Equal(got, jpeg) {
 		t.Fatalf("downloaded %q, want the uploaded bytes", got)
 	}
 	if code, out := e.do("POST", "/v1/snapshots/"+id+"/complete", e.keyA, ""); code != 409 {

@@ -23,9 +23,11 @@ import (
 	"github.com/opennvr/vms/activities"
 	"github.com/opennvr/vms/apiclient"
 	"github.com/opennvr/vms/media"
+	"github.com/opennvr/vms/media/mediatest"
 	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/recording"
+	"github.com/opennvr/vms/recording/recordingtest"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 )
@@ -103,40 +105,6 @@ func sample4Mbps(tb testing.TB) (media.Track, []media.Frame) {
 // frameDuration is the frame interval of the samples (25 fps).
 const frameDuration = 40 * time.Millisecond
 
-// cutSegment has the media worker's Segmenter cut one segment lasting d
-// from the sample, looped, and returns it (its file in a temp folder).
-func cutSegment(tb testing.TB, track media.Track, frames []media.Frame, d time.Duration) mediaworker.Segment {
-	tb.Helper()
-	var done []mediaworker.Segment
-	s, err := mediaworker.NewSegmenter(mediaworker.SegmenterConfig{Dir: tb.TempDir(), Tracks: []media.Track{track}, Target: d,
-		MaxGap: time.Hour, OnSegment: func(seg mediaworker.Segment) error { done = append(done, seg); return nil }})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	period := time.Duration(len(frames)) * frameDuration
-	wall := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	for loop := time.Duration(0); loop < d; loop += period {
-		for _, f := range frames {
-			f.DTS += loop
-			f.PTS += loop
-			if f.DTS >= d {
-				break
-			}
-			f.Wall = wall.Add(f.DTS)
-			if err := s.WriteFrame(f); err != nil {
-				tb.Fatal(err)
-			}
-		}
-	}
-	if err := s.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	if len(done) != 1 || done[0].Duration != d {
-		tb.Fatalf("segmenter cut %+v, want one segment of %s", done, d)
-	}
-	return done[0]
-}
-
 // BenchmarkIngest: N simulated agents on loopback each push a real-time
 // ~4 Mbit/s H.264 stream (real frames, looped) to ONE media worker, a child
 // process of its own, which segments them (10 s segments), spools them and
@@ -147,7 +115,7 @@ func BenchmarkIngest(b *testing.B) {
 	if runtime.GOOS != "linux" {
 		b.Skip("reads /proc")
 	}
-	requireFFmpeg(b)
+	mediatest.Require(b)
 	track, frames := sample4Mbps(b)
 	_, s3cfg := s3test.Start(b)
 	window := envDuration(b, "VMS_BENCH_WINDOW", 20*time.Second)
@@ -390,10 +358,10 @@ func BenchmarkSegmentPublishLag(b *testing.B) {
 		b.Fatal(err)
 	}
 	segs := map[string]func() mediaworker.Segment{
-		"demo-4s": sync.OnceValue(func() mediaworker.Segment { return cutSegment(b, track, frames, segmentLength) }),
+		"demo-4s": sync.OnceValue(func() mediaworker.Segment { return recordingtest.CutFile(b, b.TempDir(), track, frames, segmentLength) }),
 		"4mbps-30s": sync.OnceValue(func() mediaworker.Segment {
 			track, frames := sample4Mbps(b)
-			return cutSegment(b, track, frames, 30*time.Second)
+			return recordingtest.CutFile(b, b.TempDir(), track, frames, 30*time.Second)
 		}),
 	}
 	control := &mediaworker.APIClient{API: &apiclient.Client{BaseURL: e.apiURL, Key: e.workerKey}, Worker: "bench"}
@@ -537,13 +505,13 @@ func runPublishLag(b *testing.B, e *env, control *mediaworker.APIClient, seg med
 // (The workflows engineer measures the same on the 0.2 Mbit/s demo stream:
 // go test ./activities -bench AssembleClip.)
 func BenchmarkClipAssembly4Mbps(b *testing.B) {
-	requireFFmpeg(b)
+	mediatest.Require(b)
 	if testing.Short() {
 		b.Skip("writes ~4 GB")
 	}
 	ctx := context.Background()
 	track, frames := sample4Mbps(b)
-	seg := cutSegment(b, track, frames, 30*time.Second)
+	seg := recordingtest.CutFile(b, b.TempDir(), track, frames, 30*time.Second)
 	objects, _ := s3test.Start(b)
 	st := storetest.Open(b, "sqlite")
 	acct, err := st.CreateAccount(ctx, "bench", false)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/opennvr/vms/democam"
+	"github.com/opennvr/vms/media/mediatest"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows/contract"
 )
@@ -74,7 +75,7 @@ type clipView struct {
 // 6 s ahead, which waits for the stream, finishes as one MP4 that decodes,
 // lasts the requested 12 s up to one GOP, and has no timestamp gaps.
 func TestRecordAndClip(t *testing.T) {
-	requireFFmpeg(t)
+	mediatest.Require(t)
 	for _, src := range sources {
 		t.Run(src.name, func(t *testing.T) {
 			e := newEnv(t, envConfig{})
@@ -90,7 +91,7 @@ func TestRecordAndClip(t *testing.T) {
 			})
 			checkRecordings(t, src, recs)
 			seg := download(t, recs[0].URL, "segment.mp4")
-			if msg := decodeErrors(t, seg); msg != "" {
+			if msg := mediatest.DecodeErrors(t, seg); msg != "" {
 				t.Errorf("recording %s does not decode cleanly:\n%s", recs[0].ID, msg)
 			}
 			if p := probeVideo(t, seg); p.Codec != src.codec {
@@ -155,7 +156,7 @@ func checkRecordings(t *testing.T, src source, recs []recordingItem) {
 // range), and its decode timestamps step evenly.
 func checkClip(t *testing.T, src source, path string, want time.Duration) {
 	t.Helper()
-	if msg := decodeErrors(t, path); msg != "" {
+	if msg := mediatest.DecodeErrors(t, path); msg != "" {
 		t.Errorf("clip does not decode cleanly:\n%s", msg)
 	}
 	p := probeVideo(t, path)

@@ -29,8 +29,8 @@ import (
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 	"github.com/opennvr/vms/streamtoken"
+	"github.com/opennvr/vms/temporaltest"
 	"github.com/opennvr/vms/workflows"
-	"github.com/opennvr/vms/workflows/temporaltest"
 )
 
 const (
@@ -277,23 +277,9 @@ func waitFor(tb testing.TB, what string, within time.Duration, cond func() bool)
 // download fetches a presigned URL into a file in the test's temp folder.
 func download(tb testing.TB, rawURL, name string) string {
 	tb.Helper()
-	resp, err := http.Get(rawURL)
-	if err != nil {
-		tb.Fatalf("download %s: %v", name, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		tb.Fatalf("download %s = %d: %s", name, resp.StatusCode, b)
-	}
 	path := tb.TempDir() + "/" + name
-	f, err := os.Create(path)
-	if err != nil {
+	if err := os.WriteFile(path, s3test.Download(tb, rawURL), 0o644); err != nil {
 		tb.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		tb.Fatalf("download %s: %v", name, err)
 	}
 	return path
 }

@@ -11,32 +11,6 @@ import (
 	"time"
 )
 
-func requireFFmpeg(tb testing.TB) {
-	tb.Helper()
-	for _, bin := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			tb.Fatalf("%s not found in PATH: install ffmpeg to run the end-to-end tests", bin)
-		}
-	}
-}
-
-// decodeErrors decodes every frame of the file with ffmpeg and returns
-// what it reports (nothing for a clean file). The decoded frames keep the
-// file's own time base (-enc_time_base -1): by default ffmpeg rescales
-// them to 1/frame rate, where two MJPEG frames stamped a few milliseconds
-// apart (arrival times) collide and the null muxer complains about
-// timestamps the file does not have. Equal or decreasing timestamps in the
-// file itself are still reported.
-func decodeErrors(tb testing.TB, path string) string {
-	tb.Helper()
-	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path,
-		"-enc_time_base", "-1", "-f", "null", "-").CombinedOutput()
-	if err != nil {
-		return fmt.Sprintf("ffmpeg: %v: %s", err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // videoProbe is what ffprobe reports of a file's first video stream.
 type videoProbe struct {
 	Codec    string

@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
+	"github.com/opennvr/vms/media/mediatest"
 )
 
 var joinT0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -235,7 +236,7 @@ func TestJoinRanges(t *testing.T) {
 }
 
 func TestJoinDecodesCleanly(t *testing.T) {
-	needFFmpeg(t)
+	mediatest.Need(t)
 	track, frames := loadSample(t, "bframes.h264", 60*time.Second)
 	segs := buildSegments(t, track, frames, 10*time.Second)
 	path := filepath.Join(t.TempDir(), "clip.mp4")
@@ -251,19 +252,19 @@ func TestJoinDecodesCleanly(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if msg := ffmpegDecodeErrors(t, path); msg != "" {
+	if msg := mediatest.DecodeErrors(t, path); msg != "" {
 		t.Fatalf("ffmpeg decode errors:\n%s", msg)
 	}
 	requested := to.Sub(from).Seconds()
-	if d := ffprobeDuration(t, path); d < requested || d > requested+2*2 {
+	if d := mediatest.Duration(t, path).Seconds(); d < requested || d > requested+2*2 {
 		t.Fatalf("ffprobe duration %.3f s, requested %.3f s (+ up to one 2 s GOP each side)", d, requested)
 	} else if diff := d - res.Duration.Seconds(); diff < -0.05 || diff > 0.05 {
 		t.Fatalf("ffprobe duration %.3f s, Join reported %v", d, res.Duration)
 	}
-	assertConstantStep(t, "packet dts", ffprobeInts(t, path, "packet=dts"), frameTicks)
+	mediatest.AssertConstantStep(t, "packet dts", mediatest.Ints(t, path, "packet=dts"), frameTicks)
 	// Frames come out of the decoder in presentation order: their pts must
 	// step by one frame too, which also proves the loader's POC ordering.
-	assertConstantStep(t, "frame pts", ffprobeInts(t, path, "frame=pts"), frameTicks)
+	mediatest.AssertConstantStep(t, "frame pts", mediatest.Ints(t, path, "frame=pts"), frameTicks)
 }
 
 func TestJoinClosesGaps(t *testing.T) {

@@ -24,6 +24,7 @@ import (
 	"github.com/opennvr/vms/apiclient"
 	"github.com/opennvr/vms/democam"
 	"github.com/opennvr/vms/media"
+	"github.com/opennvr/vms/media/mediatest"
 	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
@@ -180,13 +181,6 @@ func demoFrames(t *testing.T, d time.Duration) (media.Track, []media.Frame) {
 	return track, frames
 }
 
-func requireFFprobe(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("ffprobe"); err != nil {
-		t.Fatal("ffprobe not found in PATH: install ffmpeg to run the media worker tests")
-	}
-}
-
 // probe decodes the stored object at key with ffprobe and returns its
 // codec and decoded frame count.
 func probe(t *testing.T, objects *objectstore.Client, key string) (codec string, frames int) {
@@ -296,7 +290,7 @@ func (in *ingest) checkSessionCalls(t *testing.T, sessionID string) {
 }
 
 func TestIngestRecordsSegments(t *testing.T) {
-	requireFFprobe(t)
+	mediatest.Require(t)
 	control := newFakeControl()
 	in := startIngest(t, control, 30*time.Second)
 	g := control.grant("token-1")
@@ -387,7 +381,7 @@ func TestIngestRefusesStream(t *testing.T) {
 // A stream that breaks the protocol after the Welcome is closed with
 // CloseBadFrame; what it sent before is kept.
 func TestIngestClosesBadStream(t *testing.T) {
-	requireFFprobe(t)
+	mediatest.Require(t)
 	track, frames := demoFrames(t, 2*time.Second) // one GOP: 50 frames
 	good := frames[:25]
 	badAVCC := frames[25]
@@ -429,7 +423,7 @@ func TestIngestClosesBadStream(t *testing.T) {
 
 // One agent sending garbage must not disturb the other streams.
 func TestIngestBadFrameClosesOnlyThatStream(t *testing.T) {
-	requireFFprobe(t)
+	mediatest.Require(t)
 	control := newFakeControl()
 	in := startIngest(t, control, 30*time.Second)
 	ga, gb := control.grant("token-a"), control.grant("token-b")
@@ -463,7 +457,7 @@ func TestIngestBadFrameClosesOnlyThatStream(t *testing.T) {
 // An agent that vanishes without a close frame (power cut, network gone)
 // still gets its last partial segment recorded.
 func TestIngestFlushesOnDisconnect(t *testing.T) {
-	requireFFprobe(t)
+	mediatest.Require(t)
 	control := newFakeControl()
 	in := startIngest(t, control, 30*time.Second)
 	g := control.grant("token-1")
@@ -485,7 +479,7 @@ func TestIngestFlushesOnDisconnect(t *testing.T) {
 // The agent's real Pusher, pulling the demo RTSP camera, records through
 // the worker; a token the control plane refuses stops it for good.
 func TestIngestFromAgent(t *testing.T) {
-	requireFFprobe(t)
+	mediatest.Require(t)
 	cam, err := democam.Start(t.Context(), "127.0.0.1:0", "/live", demoSample, democam.WithFPS(250), democam.WithLogger(testLogger(t)))
 	if err != nil {
 		t.Fatalf("demo camera: %v", err)

@@ -6,10 +6,7 @@ import (
 	"image"
 	"image/jpeg"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,94 +14,18 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
 	"github.com/opennvr/vms/media"
+	"github.com/opennvr/vms/media/mediatest"
 )
 
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-// needFFmpeg skips a test when ffmpeg/ffprobe are missing, except in CI
-// (CI=...), where their absence is a setup failure.
-func needFFmpeg(t testing.TB) {
-	t.Helper()
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s not found in PATH; CI must install ffmpeg", tool)
-			}
-			t.Skipf("%s not found in PATH", tool)
-		}
-	}
-}
-
-func ffmpegDecodeErrors(t *testing.T, path string) string {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
-	if err != nil {
-		return "ffmpeg: " + err.Error() + "\n" + string(out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func ffprobe(t *testing.T, path string, args ...string) []string {
-	t.Helper()
-	args = append([]string{"-v", "error"}, args...)
-	out, err := exec.Command("ffprobe", append(args, path)...).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %v %s: %v", args, path, err)
-	}
-	return strings.Fields(string(out))
-}
-
-func ffprobeDuration(t *testing.T, path string) time.Duration {
-	t.Helper()
-	f := ffprobe(t, path, "-show_entries", "format=duration", "-of", "csv=p=0")
-	if len(f) != 1 {
-		t.Fatalf("ffprobe duration: %q", f)
-	}
-	d, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return time.Duration(d * float64(time.Second))
-}
-
-// ffprobeStreams returns "codec,width,height" per stream.
-func ffprobeStreams(t *testing.T, path string) []string {
-	t.Helper()
-	return ffprobe(t, path, "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0")
-}
-
-func ffprobeInts(t *testing.T, path, entry string) []int64 {
-	t.Helper()
-	var out []int64
-	for _, l := range ffprobe(t, path, "-select_streams", "v:0", "-show_entries", entry, "-of", "csv=p=0") {
-		v, err := strconv.ParseInt(strings.TrimSuffix(l, ","), 10, 64)
-		if err != nil {
-			t.Fatalf("ffprobe %s: %q: %v", entry, l, err)
-		}
-		out = append(out, v)
-	}
-	return out
-}
-
-func assertConstantStep(t *testing.T, what string, vs []int64, step int64) {
-	t.Helper()
-	if len(vs) < 2 {
-		t.Fatalf("%s: only %d values", what, len(vs))
-	}
-	for i := 1; i < len(vs); i++ {
-		if vs[i]-vs[i-1] != step {
-			t.Fatalf("%s: step %d at index %d (%d -> %d), want %d", what, vs[i]-vs[i-1], i, vs[i-1], vs[i], step)
-		}
-	}
-}
-
 // assertDecodes runs the ffmpeg checks every segment or clip must pass.
 func assertDecodes(t *testing.T, path string, wantDur time.Duration) {
 	t.Helper()
-	if msg := ffmpegDecodeErrors(t, path); msg != "" {
+	if msg := mediatest.DecodeErrors(t, path); msg != "" {
 		t.Fatalf("%s: ffmpeg decode errors:\n%s", filepath.Base(path), msg)
 	}
-	if d := ffprobeDuration(t, path); (d - wantDur).Abs() > 50*time.Millisecond {
+	if d := mediatest.Duration(t, path); (d - wantDur).Abs() > 50*time.Millisecond {
 		t.Fatalf("%s: ffprobe duration %v, want %v", filepath.Base(path), d, wantDur)
 	}
 }

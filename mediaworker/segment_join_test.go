@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/opennvr/vms/media"
+	"github.com/opennvr/vms/media/mediatest"
 )
 
 // TestSegmentsJoinIntoClip cuts a B-frame stream into 30 s segments and
@@ -43,14 +44,14 @@ func TestSegmentsJoinIntoClip(t *testing.T) {
 		t.Fatalf("clip size %v vs %d", err, res.Size)
 	}
 
-	needFFmpeg(t)
+	mediatest.Need(t)
 	assertDecodes(t, clip, res.Duration)
 	requested := to.Sub(from)
-	if d := ffprobeDuration(t, clip); d < requested || d > requested+2*2*time.Second {
+	if d := mediatest.Duration(t, clip); d < requested || d > requested+2*2*time.Second {
 		t.Fatalf("clip lasts %v, requested %v (+ at most one GOP at each end)", d, requested)
 	}
-	assertConstantStep(t, "packet dts", ffprobeInts(t, clip, "packet=dts"), 3600)
-	assertConstantStep(t, "frame pts", ffprobeInts(t, clip, "frame=pts"), 3600)
+	mediatest.AssertConstantStep(t, "packet dts", mediatest.Ints(t, clip, "packet=dts"), 3600)
+	mediatest.AssertConstantStep(t, "frame pts", mediatest.Ints(t, clip, "frame=pts"), 3600)
 }
 
 // TestTwoTrackSegmentsJoin joins segments carrying an H.264 and an MJPEG
@@ -77,12 +78,12 @@ func TestTwoTrackSegmentsJoin(t *testing.T) {
 	if !res.Start.Equal(t0.Add(2*time.Second)) || res.Duration != 8*time.Second {
 		t.Fatalf("join result %+v", res)
 	}
-	needFFmpeg(t)
-	if got := ffprobeStreams(t, clip); len(got) != 2 || got[0] != "h264,320,180" || got[1] != "mjpeg,64,48" {
+	mediatest.Need(t)
+	if got := mediatest.Streams(t, clip); len(got) != 2 || got[0] != "h264,320,180" || got[1] != "mjpeg,64,48" {
 		t.Fatalf("streams %q", got)
 	}
 	assertDecodes(t, clip, res.Duration)
-	jpegPackets := ffprobe(t, clip, "-select_streams", "v:1", "-show_entries", "packet=pts", "-of", "csv=p=0")
+	jpegPackets := mediatest.Probe(t, clip, "-select_streams", "v:1", "-show_entries", "packet=pts", "-of", "csv=p=0")
 	if len(jpegPackets) != 80 { // 8 s at 10 fps
 		t.Fatalf("%d mjpeg packets, want 80", len(jpegPackets))
 	}

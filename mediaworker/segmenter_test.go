@@ -13,6 +13,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 
 	"github.com/opennvr/vms/media"
+	"github.com/opennvr/vms/media/mediatest"
 )
 
 func TestSegmenterH264(t *testing.T) {
@@ -61,11 +62,11 @@ func TestSegmenterH264(t *testing.T) {
 				t.Fatalf("first segment named %q", paths[0])
 			}
 
-			needFFmpeg(t)
+			mediatest.Need(t)
 			for _, seg := range segs {
 				assertDecodes(t, seg.Path, seg.Duration)
-				assertConstantStep(t, "packet dts", ffprobeInts(t, seg.Path, "packet=dts"), 3600)
-				assertConstantStep(t, "frame pts", ffprobeInts(t, seg.Path, "frame=pts"), 3600)
+				mediatest.AssertConstantStep(t, "packet dts", mediatest.Ints(t, seg.Path, "packet=dts"), 3600)
+				mediatest.AssertConstantStep(t, "frame pts", mediatest.Ints(t, seg.Path, "frame=pts"), 3600)
 			}
 		})
 	}
@@ -127,13 +128,13 @@ func TestSegmenterH265(t *testing.T) {
 	if len(segs) != len(want) {
 		t.Fatalf("%d segments: %+v", len(segs), segs)
 	}
-	needFFmpeg(t)
+	mediatest.Need(t)
 	for i, seg := range segs {
 		if seg.Duration != want[i] || seg.Codec != media.CodecH265 {
 			t.Fatalf("segment %d: %+v", i, seg)
 		}
 		assertDecodes(t, seg.Path, seg.Duration)
-		if got := ffprobeStreams(t, seg.Path); !slices.Equal(got, []string{"hevc,320,180"}) {
+		if got := mediatest.Streams(t, seg.Path); !slices.Equal(got, []string{"hevc,320,180"}) {
 			t.Fatalf("streams %q", got)
 		}
 	}
@@ -147,13 +148,13 @@ func TestSegmenterMJPEG(t *testing.T) {
 	if len(segs) != len(want) {
 		t.Fatalf("%d segments: %+v", len(segs), segs)
 	}
-	needFFmpeg(t)
+	mediatest.Need(t)
 	for i, seg := range segs {
 		if seg.Duration != want[i] || seg.Codec != media.CodecMJPEG {
 			t.Fatalf("segment %d: %+v", i, seg)
 		}
 		assertDecodes(t, seg.Path, seg.Duration)
-		if got := ffprobeStreams(t, seg.Path); !slices.Equal(got, []string{"mjpeg,160,120"}) {
+		if got := mediatest.Streams(t, seg.Path); !slices.Equal(got, []string{"mjpeg,160,120"}) {
 			t.Fatalf("streams %q", got)
 		}
 	}
@@ -167,9 +168,9 @@ func TestSegmenterTwoTracks(t *testing.T) {
 	if len(segs) != 3 {
 		t.Fatalf("%d segments: %+v", len(segs), segs)
 	}
-	needFFmpeg(t)
+	mediatest.Need(t)
 	for _, seg := range segs {
-		if got := ffprobeStreams(t, seg.Path); !slices.Equal(got, []string{"h264,320,180", "mjpeg,64,48"}) {
+		if got := mediatest.Streams(t, seg.Path); !slices.Equal(got, []string{"h264,320,180", "mjpeg,64,48"}) {
 			t.Fatalf("%s: streams %q", filepath.Base(seg.Path), got)
 		}
 		assertDecodes(t, seg.Path, seg.Duration)
@@ -205,9 +206,9 @@ func TestSegmenterParameterChange(t *testing.T) {
 			t.Fatalf("segment %d has the wrong parameter sets", i)
 		}
 	}
-	needFFmpeg(t)
+	mediatest.Need(t)
 	for i, want := range []string{"h264,640,360", "h264,320,180"} {
-		if got := ffprobeStreams(t, segs[i].Path); !slices.Equal(got, []string{want}) {
+		if got := mediatest.Streams(t, segs[i].Path); !slices.Equal(got, []string{want}) {
 			t.Fatalf("segment %d streams %q", i, got)
 		}
 		assertDecodes(t, segs[i].Path, segs[i].Duration)

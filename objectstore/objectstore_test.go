@@ -236,22 +236,6 @@ func tamper(t testing.TB, url string) string {
 	return url[:i] + flipped + url[i+1:]
 }
 
-func do(t testing.TB, method, url, contentType string, body []byte) (int, []byte) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("new request: %v", err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	return resp.StatusCode, readAll(t, resp.Body)
-}
-
 func TestPresignGet(t *testing.T) {
 	c, _ := s3test.Start(t)
 	data := []byte("snapshot bytes")
@@ -279,7 +263,7 @@ func TestPresignGet(t *testing.T) {
 				url = tamper(t, url)
 			}
 			time.Sleep(tt.wait)
-			status, body := do(t, http.MethodGet, url, "", nil)
+			status, body := s3test.Presigned(t, http.MethodGet, url, "", nil)
 			if status != tt.wantStatus {
 				t.Fatalf("GET status = %d, want %d; body: %s", status, tt.wantStatus, body)
 			}
@@ -316,7 +300,7 @@ func TestPresignPut(t *testing.T) {
 			if tt.tamper {
 				url = tamper(t, url)
 			}
-			status, body := do(t, http.MethodPut, url, tt.sentType, data)
+			status, body := s3test.Presigned(t, http.MethodPut, url, tt.sentType, data)
 			info, headErr := c.Head(t.Context(), key)
 			if !tt.wantSuccess {
 				if status < 400 || status > 499 {

@@ -23,9 +23,9 @@ import (
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/reconcile"
 	"github.com/opennvr/vms/recording"
+	"github.com/opennvr/vms/recording/recordingtest"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
-	"github.com/opennvr/vms/workflows/recordingtest"
 )
 
 func TestMain(m *testing.M) { s3test.Main(m) }
@@ -56,25 +56,8 @@ func newWorld(t *testing.T, objects *objectstore.Client) *world {
 // newWorldOn is newWorld on a database of the given kind (storetest.Kinds).
 func newWorldOn(t *testing.T, kind string, objects *objectstore.Client) *world {
 	t.Helper()
-	ctx := t.Context()
 	st := storetest.Open(t, kind)
-	acct, err := st.CreateAccount(ctx, "acme", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cam := &store.Camera{AccountID: acct.ID, Name: "door", Protocol: store.ProtocolRTSP,
-		Host: "192.0.2.10", Port: 554, StreamHigh: "/main"}
-	if err := st.CreateCamera(ctx, cam); err != nil {
-		t.Fatal(err)
-	}
-	nvr := &store.NVR{Name: "nvr-1", MediaURL: "ws://nvr-1:8082/v1/ingest", Capacity: 10}
-	if err := st.CreateNVR(ctx, nvr); err != nil {
-		t.Fatal(err)
-	}
-	ch := &store.Channel{AccountID: acct.ID, CameraID: cam.ID, NVRID: nvr.ID, RetentionDays: 7}
-	if err := st.CreateChannel(ctx, ch); err != nil {
-		t.Fatal(err)
-	}
+	ch := storetest.NewWorld(t, st).Channel
 	// No Temporal client: no clip waits in these tests, so recording a
 	// segment signals no one.
 	acts := &activities.Activities{Store: st, Objects: objects}

@@ -21,11 +21,11 @@ import (
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/recording"
+	"github.com/opennvr/vms/recording/recordingtest"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
 	"github.com/opennvr/vms/workflows"
 	"github.com/opennvr/vms/workflows/contract"
-	"github.com/opennvr/vms/workflows/recordingtest"
 )
 
 func TestMain(m *testing.M) { s3test.Main(m) }
@@ -52,25 +52,9 @@ func newWorld(tb testing.TB) *world {
 // newWorldOn builds the world in st.
 func newWorldOn(tb testing.TB, st *store.Store) *world {
 	tb.Helper()
-	ctx := context.Background()
-	acct, err := st.CreateAccount(ctx, "acme", false)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cam := &store.Camera{AccountID: acct.ID, Name: "door", Protocol: store.ProtocolRTSP, Host: "192.0.2.7", Port: 554, StreamHigh: "/main"}
-	if err := st.CreateCamera(ctx, cam); err != nil {
-		tb.Fatal(err)
-	}
-	nvr := &store.NVR{Name: "nvr-" + uuid.NewString()[:8], MediaURL: "ws://127.0.0.1:8082", Capacity: 100}
-	if err := st.CreateNVR(ctx, nvr); err != nil {
-		tb.Fatal(err)
-	}
-	ch := &store.Channel{AccountID: acct.ID, CameraID: cam.ID, NVRID: nvr.ID, RetentionDays: 7}
-	if err := st.CreateChannel(ctx, ch); err != nil {
-		tb.Fatal(err)
-	}
+	sw := storetest.NewWorld(tb, st)
 	objects, _ := s3test.Start(tb)
-	return &world{st: st, objects: objects, acts: &activities.Activities{Store: st, Objects: objects}, acct: acct, ch: ch}
+	return &world{st: st, objects: objects, acts: &activities.Activities{Store: st, Objects: objects}, acct: sw.Account, ch: sw.Channel}
 }
 
 // segment is a recording of the world's channel from start for d.

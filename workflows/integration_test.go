@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,11 +23,12 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/opennvr/vms/activities"
+	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/temporaltest"
 	"github.com/opennvr/vms/workflows"
 	"github.com/opennvr/vms/workflows/contract"
-	"github.com/opennvr/vms/workflows/temporaltest"
 )
 
 // cluster is a world served by a real worker on the test binary's dev
@@ -363,16 +363,7 @@ func TestIntegrationSnapshotClientUpload(t *testing.T) {
 	if err != nil {
 		t.Fatalf("upload URL: %v", err)
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(jpeg))
-	req.Header.Set("Content-Type", "image/jpeg")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("PUT to the presigned URL: %s", resp.Status)
-	}
+	s3test.Upload(t, url, "image/jpeg", jpeg)
 	if err := cl.c.SignalWorkflow(ctx, contract.SnapshotWorkflowID(sn.ID.String()), "", contract.SignalComplete, nil); err != nil {
 		t.Fatal(err)
 	}

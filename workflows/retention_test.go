@@ -17,9 +17,9 @@ import (
 	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
+	"github.com/opennvr/vms/temporaltest"
 	"github.com/opennvr/vms/workflows"
 	"github.com/opennvr/vms/workflows/contract"
-	"github.com/opennvr/vms/workflows/temporaltest"
 )
 
 // TestRetentionWorkflow sweeps real rows and objects: the expired recording
@@ -28,18 +28,7 @@ func TestRetentionWorkflow(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.Open(t, "sqlite")
 	objects, _ := s3test.Start(t)
-	acct, _ := st.CreateAccount(ctx, "r", false)
-	cam := &store.Camera{AccountID: acct.ID, Name: "c", Protocol: store.ProtocolRTSP, Host: "192.0.2.1", Port: 554}
-	if err := st.CreateCamera(ctx, cam); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateNVR(ctx, &store.NVR{Name: "n", MediaURL: "ws://n", Capacity: 5}); err != nil {
-		t.Fatal(err)
-	}
-	ch := &store.Channel{AccountID: acct.ID, CameraID: cam.ID, RetentionDays: 1}
-	if err := st.CreateChannel(ctx, ch); err != nil {
-		t.Fatal(err)
-	}
+	ch := storetest.NewWorldRetaining(t, st, 1).Channel
 	env := (&testsuite.WorkflowTestSuite{}).NewTestWorkflowEnvironment()
 	now := env.Now().UTC()
 	var recs []store.Recording

@@ -5,8 +5,8 @@ import (
 
 	"go.temporal.io/api/operatorservice/v1"
 
+	"github.com/opennvr/vms/temporaltest"
 	"github.com/opennvr/vms/workflows/contract"
-	"github.com/opennvr/vms/workflows/temporaltest"
 )
 
 func TestStartRegistersSearchAttributes(t *testing.T) {

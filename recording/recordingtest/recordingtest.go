@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -67,10 +66,7 @@ func Cut(tb testing.TB, d time.Duration) Segment {
 	if seg, ok := cut.segs[d]; ok {
 		return seg
 	}
-	seg, err := cutSegment(tb.TempDir(), d)
-	if err != nil {
-		tb.Fatalf("recordingtest: cut a %s segment: %v", d, err)
-	}
+	seg := cutSegment(tb, tb.TempDir(), d)
 	if cut.segs == nil {
 		cut.segs = map[time.Duration]Segment{}
 	}
@@ -78,19 +74,37 @@ func Cut(tb testing.TB, d time.Duration) Segment {
 	return seg
 }
 
-// cutSegment feeds the Segmenter the demo stream, looped, for exactly d: it
-// gives the last frame the previous frame's duration on Close, so the one
-// segment lasts d.
-func cutSegment(dir string, d time.Duration) (Segment, error) {
+// cutSegment cuts the demo stream's segment lasting d into dir.
+func cutSegment(tb testing.TB, dir string, d time.Duration) Segment {
+	tb.Helper()
 	path, err := demoPath()
 	if err != nil {
-		return Segment{}, err
+		tb.Fatalf("recordingtest: %v", err)
 	}
 	track, frames, err := media.ReadH264File(path, 25)
 	if err != nil {
-		return Segment{}, err
+		tb.Fatalf("recordingtest: %v", err)
 	}
 	track.ID = 1
+	for i := range frames {
+		frames[i].Track = track.ID
+	}
+	seg := CutFile(tb, dir, track, frames, d)
+	data, err := os.ReadFile(seg.Path)
+	if err != nil {
+		tb.Fatalf("recordingtest: %v", err)
+	}
+	return Segment{Data: data, Duration: d, Codec: seg.Codec}
+}
+
+// CutFile has the media worker's Segmenter cut one segment lasting d, a
+// multiple of the frame interval (40 ms), from a 25 fps sample looped, into
+// a file in dir, and returns it. The sample must start on a keyframe and
+// end right before one, so that looping it (shifting timestamps by its
+// length) is seamless. The Segmenter gives the last frame the previous
+// frame's duration on Close, so the one segment lasts exactly d.
+func CutFile(tb testing.TB, dir string, track media.Track, frames []media.Frame, d time.Duration) mediaworker.Segment {
+	tb.Helper()
 	var done []mediaworker.Segment
 	s, err := mediaworker.NewSegmenter(mediaworker.SegmenterConfig{
 		Dir: dir, Tracks: []media.Track{track}, Target: d,
@@ -100,15 +114,12 @@ func cutSegment(dir string, d time.Duration) (Segment, error) {
 		OnSegment: func(seg mediaworker.Segment) error { done = append(done, seg); return nil },
 	})
 	if err != nil {
-		return Segment{}, err
+		tb.Fatalf("recordingtest: %v", err)
 	}
-	// The sample starts on a keyframe and ends right before one, so looping
-	// it (shifting timestamps by its length) is seamless.
 	period := time.Duration(len(frames)) * frameDuration
 	wall := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	for loop := time.Duration(0); loop < d; loop += period {
 		for _, f := range frames {
-			f.Track = track.ID
 			f.DTS += loop
 			f.PTS += loop
 			if f.DTS >= d {
@@ -116,21 +127,17 @@ func cutSegment(dir string, d time.Duration) (Segment, error) {
 			}
 			f.Wall = wall.Add(f.DTS)
 			if err := s.WriteFrame(f); err != nil {
-				return Segment{}, err
+				tb.Fatalf("recordingtest: %v", err)
 			}
 		}
 	}
 	if err := s.Close(); err != nil {
-		return Segment{}, err
+		tb.Fatalf("recordingtest: %v", err)
 	}
 	if len(done) != 1 || done[0].Duration != d {
-		return Segment{}, fmt.Errorf("segmenter made %d segments (%+v), want one of %s", len(done), done, d)
+		tb.Fatalf("recordingtest: segmenter cut %d segments (%+v), want one of %s", len(done), done, d)
 	}
-	data, err := os.ReadFile(done[0].Path)
-	if err != nil {
-		return Segment{}, err
-	}
-	return Segment{Data: data, Duration: d, Codec: done[0].Codec}, nil
+	return done[0]
 }
 
 // demoPath finds testdata/demo.h264 at the module root, above the test's

@@ -94,9 +94,6 @@ func TaskQueue(t testing.TB) string {
 	return fmt.Sprintf("%s-%s-%s", contract.TaskQueue, name, hex.EncodeToString(suffix))
 }
 
-// DevServerArgs are the dev server settings tests and `vms dev` share.
-var DevServerArgs = devserver.Args
-
 // Logger is the SDK logger tests use: warnings and errors only.
 func Logger() tlog.Logger {
 	return tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -155,7 +152,7 @@ func startServer() (string, error) {
 		"--log-level", "error",
 		"--dynamic-config-value", "frontend.enableServerVersionCheck=false",
 	}
-	args = append(args, DevServerArgs...)
+	args = append(args, devserver.Args...) // the settings `vms dev` uses too
 	if os.Getenv("VMS_TEMPORALTEST_UI") == "1" {
 		ui, err := freePort()
 		if err != nil {
