@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/opennvr/vms/workflows/contract"
 	"github.com/uptrace/bun"
 )
 
@@ -15,6 +16,16 @@ func (s *Store) CreateChannel(ctx context.Context, c *Channel) error {
 	c.ID, c.CreatedAt = newID(), now()
 	if c.Status == "" {
 		c.Status = ChannelActive
+	}
+	if c.Recording == "" {
+		c.Recording = contract.RecordingContinuous
+	}
+	if c.RecordQuality == "" {
+		c.RecordQuality = "high"
+	}
+	c.StateStatus, c.StateSince = contract.StateStarting, &c.CreatedAt
+	if c.Recording == contract.RecordingOff {
+		c.StateStatus = contract.StateOff
 	}
 	return s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if s.IsPostgres() {

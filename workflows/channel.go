@@ -117,7 +117,7 @@ func (w *channelWorkflow) run(ctx workflow.Context) error {
 			}
 			continue
 		}
-		w.in.AgentID = w.target.AgentID
+		w.in.CameraID, w.in.AgentID = w.target.CameraID, w.target.AgentID
 		started, err := w.record(ctx)
 		if err != nil {
 			return err
@@ -151,9 +151,10 @@ func (w *channelWorkflow) record(ctx workflow.Context) (bool, error) {
 		// The agent had no stream of this channel: sessions still counted
 		// live are stale (an agent or media worker that died). Signals of
 		// the new stream are still queued, not yet counted.
-		if w.in.State.Status == contract.StateRecording || len(w.in.Live) > 0 {
+		if w.in.State.Streams > 0 {
 			w.in.State.Restarts++
 		}
+		w.in.State.Streams++
 		w.in.Live = nil
 	}
 	return true, nil
@@ -275,8 +276,8 @@ func (w *channelWorkflow) off(ctx workflow.Context) error {
 // an agent that is offline has no stream to stop or is told again when it
 // reconnects (see off).
 func (w *channelWorkflow) stopRecording(ctx workflow.Context) {
-	if w.in.AgentID == "" {
-		w.in.AgentID = w.target.AgentID
+	if w.target.Exists {
+		w.in.CameraID, w.in.AgentID = w.target.CameraID, w.target.AgentID
 	}
 	if w.in.AgentID == "" {
 		return
@@ -293,7 +294,7 @@ func (w *channelWorkflow) command(ctx workflow.Context, typ string) (control.Ack
 	cmd := control.Command{
 		V: control.Version, Type: typ,
 		ID:       workflow.GetInfo(ctx).WorkflowExecution.RunID + "-" + strconv.Itoa(w.commands),
-		CameraID: w.target.CameraID, ChannelID: w.in.ChannelID,
+		CameraID: w.in.CameraID, ChannelID: w.in.ChannelID,
 	}
 	if typ == control.TypeRecord {
 		cmd.Quality = w.target.Quality

@@ -283,8 +283,9 @@ func (w *streamWorkflow) continueAsNew(ctx workflow.Context) error {
 }
 
 // updateStatus is the one place a session's status changes: the row and the
-// workflow's state, with its time. (No search attribute: none is
-// registered for sessions; ChannelID is set once.)
+// workflow's state, with its time, and for a recording session the channel's
+// supervisor hears of it. (No search attribute: none is registered for
+// sessions; ChannelID is set once.)
 func (w *streamWorkflow) updateStatus(ctx workflow.Context, status string) error {
 	now := workflow.Now(ctx)
 	err := workflow.ExecuteActivity(ctx, acts.SetSessionStatus, activities.SessionStatusInput{
@@ -294,7 +295,25 @@ func (w *streamWorkflow) updateStatus(ctx workflow.Context, status string) error
 		return err
 	}
 	w.in.Status, w.updatedAt = status, now
+	if w.in.Record && workflow.GetVersion(ctx, versionRecordSessionSignals, workflow.DefaultVersion, 1) == 1 {
+		w.tellSupervisor(ctx, status)
+	}
 	return nil
+}
+
+// versionRecordSessionSignals: recording sessions (Record set, which no
+// session before this version had) tell their channel's supervisor when
+// they go live and end.
+const versionRecordSessionSignals = "record-session-signals"
+
+// tellSupervisor signals the channel's supervisor. A supervisor that is
+// gone (the channel was deleted) is not this session's failure.
+func (w *streamWorkflow) tellSupervisor(ctx workflow.Context, status string) {
+	err := workflow.SignalExternalWorkflow(ctx, contract.ChannelWorkflowID(w.in.ChannelID), "", contract.SignalSession,
+		contract.SessionSignal{SessionID: w.in.SessionID, Status: status}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Info("channel supervisor not signalled", "session", w.in.SessionID, "status", status, "err", err)
+	}
 }
 
 func (w *streamWorkflow) segmentLength() time.Duration {

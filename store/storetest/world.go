@@ -9,10 +9,11 @@ import (
 	"github.com/opennvr/vms/store"
 )
 
-// World is one account with a camera and a channel on an NVR: the rows a
+// World is one account with an agent, its camera and a channel on an NVR: the rows a
 // test of recordings, clips, snapshots or streams starts from.
 type World struct {
 	Account *store.Account
+	Agent   *store.Agent
 	Camera  *store.Camera
 	NVR     *store.NVR
 	Channel *store.Channel
@@ -33,8 +34,13 @@ func NewWorldRetaining(tb testing.TB, s *store.Store, retentionDays int) *World 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cam := &store.Camera{AccountID: acct.ID, Name: "door", Protocol: store.ProtocolRTSP,
-		Host: "192.0.2.7", Port: 554, StreamHigh: "/main"}
+	agent, _, err := s.CreateAgent(ctx, acct.ID, "lan")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Loopback: nothing a test starts may dial outside this machine.
+	cam := &store.Camera{AccountID: acct.ID, AgentID: &agent.ID, Name: "door", Protocol: store.ProtocolRTSP,
+		Host: "127.0.0.1", Port: 554, StreamHigh: "/main"}
 	if err := s.CreateCamera(ctx, cam); err != nil {
 		tb.Fatal(err)
 	}
@@ -47,5 +53,5 @@ func NewWorldRetaining(tb testing.TB, s *store.Store, retentionDays int) *World 
 	if err := s.CreateChannel(ctx, ch); err != nil {
 		tb.Fatal(err)
 	}
-	return &World{Account: acct, Camera: cam, NVR: nvr, Channel: ch}
+	return &World{Account: acct, Agent: agent, Camera: cam, NVR: nvr, Channel: ch}
 }

@@ -192,7 +192,9 @@ type ChannelInput struct {
 	State    RecordingState
 	Live     []string // recording sessions live now
 	Failures int      // failed starts in a row, for the backoff
-	AgentID  string   // the agent last commanded, told to stop once the channel is gone
+	// The camera and agent last commanded: the agent is told to stop once
+	// the channel is gone.
+	CameraID, AgentID string
 }
 
 // DefaultRecordMaxBackoff caps the wait between failed starts of a
@@ -208,7 +210,9 @@ type RecordingState struct {
 	LastError string    `json:"last_error,omitempty"`
 	// SessionID is the live recording session, if any.
 	SessionID string `json:"session_id,omitempty"`
-	// Restarts counts sessions started after the first.
+	// Streams counts the streams the agent started for the supervisor;
+	// Restarts those after the first.
+	Streams  int `json:"streams"`
 	Restarts int `json:"restarts"`
 }
 
