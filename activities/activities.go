@@ -27,7 +27,8 @@ import (
 // DefaultMaxSnapshotBytes bounds a snapshot upload when Activities does not.
 const DefaultMaxSnapshotBytes = 10 << 20
 
-// Activities is every activity of the clip, stream and snapshot workflows.
+// Activities is every activity of the workflows (channel supervisors, clips,
+// stream sessions, snapshots, retention).
 type Activities struct {
 	Store   *store.Store
 	Objects *objectstore.Client

@@ -119,3 +119,15 @@ func (s *Store) SetChannelState(ctx context.Context, id uuid.UUID, status string
 	}
 	return nil
 }
+
+// ChannelIDs pages through every channel's id, in id order, after the
+// given one (uuid.Nil: from the start).
+func (s *Store) ChannelIDs(ctx context.Context, after uuid.UUID, limit int) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	err := s.DB.NewSelect().Model((*Channel)(nil)).Column("id").Where("id > ?", after).
+		OrderExpr("id").Limit(int64(limit)).Scan(ctx, &ids)
+	if err != nil {
+		return nil, fmt.Errorf("list channel ids: %w", err)
+	}
+	return ids, nil
+}

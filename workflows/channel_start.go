@@ -9,7 +9,9 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/google/uuid"
 	"github.com/opennvr/vms/workflows/contract"
 )
 
@@ -41,4 +43,34 @@ func SignalChannel(ctx context.Context, c client.Client, channelID, signal strin
 		return nil
 	}
 	return err
+}
+
+// ChannelLister pages through every channel's id; *store.Store is one.
+type ChannelLister interface {
+	ChannelIDs(ctx context.Context, after uuid.UUID, limit int) ([]uuid.UUID, error)
+}
+
+// StartSupervisors starts the supervisor of every channel that lacks one,
+// a few at a time (a running one is left alone, so this is cheap to repeat).
+// The workflow worker runs it at start: channels created before supervisors
+// existed, or whose supervisor was terminated, record again.
+func StartSupervisors(ctx context.Context, c client.Client, taskQueue string, channels ChannelLister) (int, error) {
+	const page, parallel = 500, 16
+	n := 0
+	for after := uuid.Nil; ; {
+		ids, err := channels.ChannelIDs(ctx, after, page)
+		if err != nil || len(ids) == 0 {
+			return n, err
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(parallel)
+		for _, id := range ids {
+			g.Go(func() error { return StartChannelSupervisor(gctx, c, taskQueue, id.String()) })
+		}
+		if err := g.Wait(); err != nil {
+			return n, err
+		}
+		n += len(ids)
+		after = ids[len(ids)-1]
+	}
 }

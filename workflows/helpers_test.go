@@ -41,6 +41,7 @@ type world struct {
 	objects *objectstore.Client
 	acts    *activities.Activities
 	acct    *store.Account
+	agent   *store.Agent
 	ch      *store.Channel
 }
 
@@ -54,7 +55,7 @@ func newWorldOn(tb testing.TB, st *store.Store) *world {
 	tb.Helper()
 	sw := storetest.NewWorld(tb, st)
 	objects, _ := s3test.Start(tb)
-	return &world{st: st, objects: objects, acts: &activities.Activities{Store: st, Objects: objects}, acct: sw.Account, ch: sw.Channel}
+	return &world{st: st, objects: objects, acts: &activities.Activities{Store: st, Objects: objects}, acct: sw.Account, agent: sw.Agent, ch: sw.Channel}
 }
 
 // segment is a recording of the world's channel from start for d.

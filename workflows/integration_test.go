@@ -74,15 +74,20 @@ func (cl *cluster) startClip(tb testing.TB, clip *store.Clip, grace time.Duratio
 
 // authorize runs the authorize update-with-start the way the API does.
 func (cl *cluster) authorize(ctx context.Context, sessionID uuid.UUID, segmentLength time.Duration) (recording.Grant, error) {
+	return cl.authorizeStream(ctx, contract.StreamInput{
+		SessionID: sessionID.String(), ChannelID: cl.ch.ID.String(), Quality: "high", SegmentLength: segmentLength,
+	})
+}
+
+// authorizeStream runs the authorize update-with-start of a stream.
+func (cl *cluster) authorizeStream(ctx context.Context, in contract.StreamInput) (recording.Grant, error) {
 	start := cl.c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       contract.StreamWorkflowID(sessionID.String()),
+		ID:                       contract.StreamWorkflowID(in.SessionID),
 		TaskQueue:                cl.tq,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(contract.ChannelIDKey.ValueSet(cl.ch.ID.String())),
-	}, workflows.StreamSessionWorkflow, contract.StreamInput{
-		SessionID: sessionID.String(), ChannelID: cl.ch.ID.String(), Quality: "high", SegmentLength: segmentLength,
-	})
+		TypedSearchAttributes:    temporal.NewSearchAttributes(contract.ChannelIDKey.ValueSet(in.ChannelID)),
+	}, workflows.StreamSessionWorkflow, in)
 	handle, err := cl.c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{

@@ -25,6 +25,7 @@ func Register(w worker.Registry, acts *activities.Activities) {
 
 // RegisterWorkflows registers the workflows only: what a replayer needs.
 func RegisterWorkflows(w worker.WorkflowRegistry) {
+	w.RegisterWorkflow(ChannelWorkflow)
 	w.RegisterWorkflow(ClipWorkflow)
 	w.RegisterWorkflow(StreamSessionWorkflow)
 	w.RegisterWorkflow(SnapshotWorkflow)

@@ -31,6 +31,9 @@ var recordedHistories = []string{
 	"clip-assembled",                 // past hour, 120 recordings: assembled into one MP4, finished
 	"clip-future-segments-assembled", // waits, woken by segment signals, assembled, finished
 	"clip-no-media",                  // recordings whose objects are gone: NoMedia, failed
+	// Recorded with channel supervisors (record-session-signals version 1).
+	"channel-supervisor",    // start pass, record, live, session ended, restarted, live, channel deleted
+	"stream-session-record", // a recording session: authorized, started (tells the supervisor), stopped
 }
 
 func TestReplayRecordedHistories(t *testing.T) {

@@ -19,7 +19,6 @@ import (
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/reconcile"
 	"github.com/opennvr/vms/store"
-	"github.com/opennvr/vms/workflows"
 )
 
 // devNVR is the NVR instance of the in-process media worker.
@@ -130,14 +129,11 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 		defer tc.Close()
 		temporalUI = "(the cluster's own UI)"
 	}
-	w, acts := newWorkflowWorker(tc, st, objects)
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("workflow worker: %w", err)
+	acts, stopWorker, err := startWorkflowWorker(ctx, tc, st, objects)
+	if err != nil {
+		return err
 	}
-	defer w.Stop()
-	if err := workflows.EnsureRetentionSchedule(ctx, tc); err != nil {
-		return fmt.Errorf("retention schedule: %w", err)
-	}
+	defer stopWorker()
 	srv, err := newAPI(cfg, st, objects, tc, acts)
 	if err != nil {
 		return err

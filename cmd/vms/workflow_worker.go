@@ -20,7 +20,7 @@ import (
 func workflowWorkerCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "workflow-worker",
-		Short: "Run the Temporal worker: clip, stream-session and snapshot workflows and their activities",
+		Short: "Run the Temporal worker: every workflow (channel supervisors, clips, stream sessions, snapshots, retention, agent commands) and activity",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cp, err := openControlPlane(ctx)
@@ -28,32 +28,49 @@ func workflowWorkerCmd() *cobra.Command {
 				return err
 			}
 			defer cp.close()
-			w, acts := newWorkflowWorker(cp.tc, cp.st, cp.objects)
-			if err := w.Start(); err != nil {
+			acts, stop, err := startWorkflowWorker(ctx, cp.tc, cp.st, cp.objects)
+			if err != nil {
 				return err
 			}
-			if err := workflows.EnsureRetentionSchedule(ctx, cp.tc); err != nil {
-				return fmt.Errorf("retention schedule: %w", err)
-			}
+			defer stop()
 			stopReconcile, err := runReconciler(ctx, cp, acts)
 			if err != nil {
 				return err
 			}
 			<-ctx.Done()
 			stopReconcile()
-			w.Stop()
 			return nil
 		},
 	}
 }
 
-// newWorkflowWorker builds the Temporal worker with every workflow and
-// activity registered.
-func newWorkflowWorker(tc client.Client, st *store.Store, objects *objectstore.Client) (worker.Worker, *activities.Activities) {
-	acts := &activities.Activities{Store: st, Objects: objects, Temporal: tc}
+// startWorkflowWorker runs the Temporal worker with every workflow and
+// activity registered, makes sure the retention schedule exists, and starts
+// (in the background) the supervisor of every channel that lacks one. stop
+// stops the worker once that pass has ended.
+func startWorkflowWorker(ctx context.Context, tc client.Client, st *store.Store, objects *objectstore.Client) (acts *activities.Activities, stop func(), err error) {
+	acts = &activities.Activities{Store: st, Objects: objects, Temporal: tc}
 	w := worker.New(tc, contract.TaskQueue, worker.Options{})
 	workflows.Register(w, acts)
-	return w, acts
+	if err := w.Start(); err != nil {
+		return nil, nil, fmt.Errorf("workflow worker: %w", err)
+	}
+	if err := workflows.EnsureRetentionSchedule(ctx, tc); err != nil {
+		w.Stop()
+		return nil, nil, fmt.Errorf("retention schedule: %w", err)
+	}
+	passCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n, err := workflows.StartSupervisors(passCtx, tc, contract.TaskQueue, st)
+		if err != nil && passCtx.Err() == nil {
+			slog.Error("starting channel supervisors", "err", err)
+			return
+		}
+		slog.Info("channel supervisors running", "channels", n)
+	}()
+	return acts, func() { cancel(); <-done; w.Stop() }, nil
 }
 
 // runReconciler records segments whose worker notification was lost, from
