@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows/contract"
@@ -73,7 +72,8 @@ func (a *Activities) SetRecordingState(ctx context.Context, in RecordingStateInp
 	if err != nil {
 		return err
 	}
-	err = a.Store.SetChannelState(ctx, id, in.State.Status, in.State.Since.UTC().Truncate(time.Millisecond), in.State.LastError)
+	err = a.Store.SetChannelState(ctx, id, store.ChannelState{Status: in.State.Status, Since: in.State.Since,
+		LastError: in.State.LastError, Restarts: in.State.Restarts})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

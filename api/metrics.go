@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/opennvr/vms/workflows/contract"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -16,7 +18,13 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 }
 
-func newMetrics() *metrics {
+// ChannelStates counts channels by recording state and sums their
+// restarts; *store.Store is one.
+type ChannelStates interface {
+	ChannelStateCounts(ctx context.Context) (byState map[string]int, restarts int, err error)
+}
+
+func newMetrics(channels ChannelStates) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -29,7 +37,41 @@ func newMetrics() *metrics {
 	}
 	m.registry.MustRegister(m.requests, m.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if channels != nil {
+		m.registry.MustRegister(&recordingCollector{channels: channels})
+	}
 	return m
+}
+
+// recordingCollector reads the channels' recording states from the
+// database at scrape time (one grouped query), so every API replica shows
+// the same fleet-wide figures.
+type recordingCollector struct{ channels ChannelStates }
+
+var (
+	channelsDesc = prometheus.NewDesc("vms_channels", "Channels by recording state (recording, starting, retrying, agent_offline, off).",
+		[]string{"state"}, nil)
+	restartsDesc = prometheus.NewDesc("vms_channel_recording_restarts", "Recording streams restarted by the channels' supervisors, over all channels.",
+		nil, nil)
+)
+
+func (c *recordingCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- channelsDesc
+	ch <- restartsDesc
+}
+
+func (c *recordingCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	byState, restarts, err := c.channels.ChannelStateCounts(ctx)
+	if err != nil {
+		slog.Warn("metrics: channel states", "err", err)
+		return
+	}
+	for _, state := range []string{contract.StateRecording, contract.StateStarting, contract.StateRetrying, contract.StateAgentOffline, contract.StateOff} {
+		ch <- prometheus.MustNewConstMetric(channelsDesc, prometheus.GaugeValue, float64(byState[state]), state)
+	}
+	ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.GaugeValue, float64(restarts))
 }
 
 // observe logs and counts every request by its route pattern (never the raw

@@ -103,7 +103,11 @@ func New(o Options) *Server {
 	if o.AgentPingInterval == 0 {
 		o.AgentPingInterval = control.PingInterval
 	}
-	s := &Server{opts: o, metrics: newMetrics()}
+	var states ChannelStates
+	if o.Store != nil {
+		states = o.Store
+	}
+	s := &Server{opts: o, metrics: newMetrics(states)}
 	s.hub = newAgentHub(s)
 	return s
 }

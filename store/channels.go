@@ -104,13 +104,20 @@ func (s *Store) DeleteChannel(ctx context.Context, accountID, id uuid.UUID) erro
 	return nil
 }
 
-// SetChannelState stores what the channel's supervisor reports: its
-// recording status, since when, and the last error (ErrNotFound when the
-// channel is gone).
-func (s *Store) SetChannelState(ctx context.Context, id uuid.UUID, status string, since time.Time, lastError string) error {
-	since = UTCms(since)
+// ChannelState is what a channel's supervisor reports.
+type ChannelState struct {
+	Status    string
+	Since     time.Time
+	LastError string
+	Restarts  int
+}
+
+// SetChannelState stores what the channel's supervisor reports
+// (ErrNotFound when the channel is gone).
+func (s *Store) SetChannelState(ctx context.Context, id uuid.UUID, st ChannelState) error {
 	res, err := s.DB.NewUpdate().Model((*Channel)(nil)).Where("id = ?", id).
-		Set("state_status = ?", status).Set("state_since = ?", since).Set("state_error = ?", lastError).Exec(ctx)
+		Set("state_status = ?", st.Status).Set("state_since = ?", UTCms(st.Since)).
+		Set("state_error = ?", st.LastError).Set("state_restarts = ?", st.Restarts).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("set channel state: %w", err)
 	}
@@ -118,6 +125,28 @@ func (s *Store) SetChannelState(ctx context.Context, id uuid.UUID, status string
 		return ErrNotFound
 	}
 	return nil
+}
+
+// ChannelStateCounts counts the channels in each recording state, and sums
+// their restarts: what /metrics shows.
+func (s *Store) ChannelStateCounts(ctx context.Context) (byState map[string]int, restarts int, err error) {
+	var rows []struct {
+		Status   string `bun:"state_status"`
+		N        int    `bun:"n"`
+		Restarts int    `bun:"restarts"`
+	}
+	err = s.DB.NewSelect().Model((*Channel)(nil)).Column("state_status").
+		ColumnExpr("COUNT(*) AS n").ColumnExpr("COALESCE(SUM(state_restarts), 0) AS restarts").
+		Group("state_status").Scan(ctx, &rows)
+	if err != nil {
+		return nil, 0, fmt.Errorf("count channel states: %w", err)
+	}
+	byState = map[string]int{}
+	for _, r := range rows {
+		byState[r.Status] = r.N
+		restarts += r.Restarts
+	}
+	return byState, restarts, nil
 }
 
 // ChannelIDs pages through every channel's id, in id order, after the

@@ -153,6 +153,7 @@ func migrateContinuousRecording(ctx context.Context, db bun.IDB) error {
 		{"channels", "state_status", "VARCHAR NOT NULL DEFAULT 'starting'"},
 		{"channels", "state_since", ts},
 		{"channels", "state_error", "VARCHAR NOT NULL DEFAULT ''"},
+		{"channels", "state_restarts", "INTEGER NOT NULL DEFAULT 0"},
 		{"agents", "online", "BOOLEAN NOT NULL DEFAULT FALSE"},
 		{"nvrs", "last_seen_at", ts},
 	}

@@ -144,6 +144,8 @@ type Channel struct {
 	StateStatus string     `bun:"state_status,notnull,default:'starting'"`
 	StateSince  *time.Time `bun:"state_since"`
 	StateError  string     `bun:"state_error,notnull,default:''"`
+	// StateRestarts counts the recording streams restarted after the first.
+	StateRestarts int `bun:"state_restarts,notnull,default:0"`
 }
 
 // StreamSession is one live stream of a channel, from token to stop.
