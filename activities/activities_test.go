@@ -43,11 +43,11 @@ func newWorld(t testing.TB, st *store.Store) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cam := &store.Camera{AccountID: acct.ID, Name: "door", Protocol: store.ProtocolRTSP, Host: "192.0.2.7", Port: 554}
+	cam := &store.Camera{AccountID: acct.ID, Name: "door", Protocol: store.ProtocolRTSP, Host: "127.0.0.1", Port: 554}
 	if err := st.CreateCamera(ctx, cam); err != nil {
 		t.Fatal(err)
 	}
-	nvr := &store.NVR{Name: "nvr-" + uuid.NewString()[:8], MediaURL: "ws://nvr:8082", Capacity: 10}
+	nvr := &store.NVR{Name: "nvr-" + uuid.NewString()[:8], MediaURL: "ws://127.0.0.1:1", Capacity: 10}
 	if err := st.CreateNVR(ctx, nvr); err != nil {
 		t.Fatal(err)
 	}

@@ -26,11 +26,11 @@ func retentionChannel(t *testing.T, st *store.Store, objects *objectstore.Client
 	if err != nil {
 		t.Fatal(err)
 	}
-	cam := &store.Camera{AccountID: acct.ID, Name: "c", Protocol: store.ProtocolRTSP, Host: "192.0.2.1", Port: 554}
+	cam := &store.Camera{AccountID: acct.ID, Name: "c", Protocol: store.ProtocolRTSP, Host: "127.0.0.1", Port: 554}
 	if err := st.CreateCamera(ctx, cam); err != nil {
 		t.Fatal(err)
 	}
-	nvr := &store.NVR{Name: "nvr-" + uuid.NewString()[:8], MediaURL: "ws://nvr", Capacity: 10}
+	nvr := &store.NVR{Name: "nvr-" + uuid.NewString()[:8], MediaURL: "ws://127.0.0.1:1", Capacity: 10}
 	if err := st.CreateNVR(ctx, nvr); err != nil {
 		t.Fatal(err)
 	}

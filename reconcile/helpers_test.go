@@ -63,11 +63,11 @@ func newWorldOn(t *testing.T, kind string, objects *objectstore.Client) *world {
 		t.Fatal(err)
 	}
 	cam := &store.Camera{AccountID: acct.ID, Name: "door", Protocol: store.ProtocolRTSP,
-		Host: "192.0.2.10", Port: 554, StreamHigh: "/main"}
+		Host: "127.0.0.1", Port: 554, StreamHigh: "/main"}
 	if err := st.CreateCamera(ctx, cam); err != nil {
 		t.Fatal(err)
 	}
-	nvr := &store.NVR{Name: "nvr-1", MediaURL: "ws://nvr-1:8082/v1/ingest", Capacity: 10}
+	nvr := &store.NVR{Name: "nvr-1", MediaURL: "ws://127.0.0.1:1/v1/ingest", Capacity: 10}
 	if err := st.CreateNVR(ctx, nvr); err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func newWorldOn(tb testing.TB, st *store.Store) *world {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cam := &store.Camera{AccountID: acct.ID, Name: "door", Protocol: store.ProtocolRTSP, Host: "192.0.2.7", Port: 554, StreamHigh: "/main"}
+	cam := &store.Camera{AccountID: acct.ID, Name: "door", Protocol: store.ProtocolRTSP, Host: "127.0.0.1", Port: 554, StreamHigh: "/main"}
 	if err := st.CreateCamera(ctx, cam); err != nil {
 		tb.Fatal(err)
 	}

@@ -29,11 +29,11 @@ func TestRetentionWorkflow(t *testing.T) {
 	st := storetest.Open(t, "sqlite")
 	objects, _ := s3test.Start(t)
 	acct, _ := st.CreateAccount(ctx, "r", false)
-	cam := &store.Camera{AccountID: acct.ID, Name: "c", Protocol: store.ProtocolRTSP, Host: "192.0.2.1", Port: 554}
+	cam := &store.Camera{AccountID: acct.ID, Name: "c", Protocol: store.ProtocolRTSP, Host: "127.0.0.1", Port: 554}
 	if err := st.CreateCamera(ctx, cam); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateNVR(ctx, &store.NVR{Name: "n", MediaURL: "ws://n", Capacity: 5}); err != nil {
+	if err := st.CreateNVR(ctx, &store.NVR{Name: "n", MediaURL: "ws://127.0.0.1:1", Capacity: 5}); err != nil {
 		t.Fatal(err)
 	}
 	ch := &store.Channel{AccountID: acct.ID, CameraID: cam.ID, RetentionDays: 1}
