@@ -128,6 +128,9 @@ type Channel struct {
 	StateStatus string     `bun:"state_status,notnull,default:'starting'"`
 	StateSince  *time.Time `bun:"state_since"`
 	StateError  string     `bun:"state_error,notnull,default:''"`
+	// LastSegmentEnd is the end of the channel's newest recording (filled
+	// by GetChannel and ListChannels; nil when it has none).
+	LastSegmentEnd *time.Time `bun:"last_segment_end,scanonly"`
 }
 
 // StreamSession is one live stream of a channel, from token to stop.
