@@ -30,7 +30,7 @@ func (s *Store) UpsertNVR(ctx context.Context, n *NVR) error {
 	_, err := s.DB.NewInsert().Model(n).
 		On("CONFLICT (name) DO UPDATE").
 		Set("media_url = EXCLUDED.media_url, capacity = EXCLUDED.capacity").
-		Returning("id, status, created_at").Exec(ctx)
+		Returning("id, status, created_at, last_seen_at").Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("upsert nvr: %w", err)
 	}
