@@ -136,8 +136,8 @@ func (e *env) mustCreate(path, key, body string) string {
 	return out["id"].(string)
 }
 
-const cameraJSON = `{"name":"door","protocol":"rtsp","host":"10.0.0.5","port":554,"username":"admin","password":"hunter2-secret",
- "streams":{"high":"/h","mid":"/m","low":"/l"},"snapshot_url":"http://admin:hunter2-secret@10.0.0.5/snap.jpg","recording_url":"","ptz":true}`
+const cameraJSON = `{"name":"door","protocol":"rtsp","host":"127.0.0.1","port":554,"username":"admin","password":"hunter2-secret",
+ "streams":{"high":"/h","mid":"/m","low":"/l"},"snapshot_url":"http://admin:hunter2-secret@127.0.0.1/snap.jpg","recording_url":"","ptz":true}`
 
 func TestAuthentication(t *testing.T) {
 	e := newEnv(t, storetest.Open(t, "sqlite"), api.Options{})

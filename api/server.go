@@ -143,10 +143,12 @@ func (s *Server) Handler() http.Handler {
 
 	v1.GET("/nvrs", s.requireAdmin, s.listNVRs)
 	v1.POST("/nvrs", s.requireAdmin, s.createNVR)
+	v1.PATCH("/nvrs/:id", s.requireAdmin, s.updateNVR)
 
 	v1.POST("/channels", s.createChannel)
 	v1.GET("/channels", s.listChannels)
 	v1.GET("/channels/:id", s.getChannel)
+	v1.PATCH("/channels/:id", s.updateChannel)
 	v1.DELETE("/channels/:id", s.deleteChannel)
 	v1.GET("/channels/:id/recordings", s.listRecordings)
 	v1.GET("/channels/:id/timeline", s.timeline)

@@ -2,6 +2,8 @@ package mediaworker
 
 import (
 	"context"
+	"log/slog"
+	"time"
 
 	"github.com/opennvr/vms/apiclient"
 	"github.com/opennvr/vms/recording"
@@ -48,4 +50,26 @@ func (c *APIClient) Stopped(ctx context.Context, sessionID string) error {
 func (c *APIClient) Register(ctx context.Context, name, mediaURL string, capacity int) error {
 	return c.API.Post(ctx, "/internal/v1/nvrs/register",
 		map[string]any{"name": name, "media_url": mediaURL, "capacity": capacity}, nil)
+}
+
+// KeepRegistered registers the worker again every interval until ctx ends:
+// the API stamps the NVR's last_seen_at each time, and moves the channels
+// of an NVR that falls silent. A failed beat is logged; the next one tries
+// again.
+func (c *APIClient) KeepRegistered(ctx context.Context, name, mediaURL string, capacity int, interval time.Duration) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		beat, cancel := context.WithTimeout(ctx, interval)
+		err := c.Register(beat, name, mediaURL, capacity)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			slog.WarnContext(ctx, "media worker: registration heartbeat failed", "nvr", name, "err", err)
+		}
+	}
 }

@@ -9,6 +9,14 @@ import (
 // nothing configures another.
 const DefaultSegmentLength = 30 * time.Second
 
+// A media worker registers its NVR again every NVRHeartbeat while it runs;
+// the control plane takes an NVR it has not heard from in NVRStaleAfter for
+// dead and moves its channels to other NVRs.
+const (
+	NVRHeartbeat  = 10 * time.Second
+	NVRStaleAfter = 3 * NVRHeartbeat
+)
+
 // Grant is what the control plane answers a media worker that presents a
 // valid stream token: the stream it may accept and how to cut it.
 type Grant struct {

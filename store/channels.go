@@ -6,12 +6,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/opennvr/vms/workflows/contract"
 	"github.com/uptrace/bun"
+
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 // CreateChannel inserts a channel on c.NVRID, or, when that is nil, on the
 // active NVR with the most free capacity (ErrNoCapacity when none has any).
+// A channel records continuously at high quality unless c says otherwise.
 func (s *Store) CreateChannel(ctx context.Context, c *Channel) error {
 	c.ID, c.CreatedAt = newID(), now()
 	if c.Status == "" {
@@ -21,33 +23,25 @@ func (s *Store) CreateChannel(ctx context.Context, c *Channel) error {
 		c.Recording = contract.RecordingContinuous
 	}
 	if c.RecordQuality == "" {
-		c.RecordQuality = "high"
+		c.RecordQuality = contract.RecordQualities[0]
 	}
-	c.StateStatus, c.StateSince = contract.StateStarting, &c.CreatedAt
-	if c.Recording == contract.RecordingOff {
-		c.StateStatus = contract.StateOff
+	if c.StateStatus == "" {
+		c.StateStatus = contract.StateStarting
+		if c.Recording == contract.RecordingOff {
+			c.StateStatus = contract.StateOff
+		}
+		c.StateSince = &c.CreatedAt
 	}
 	return s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if s.IsPostgres() {
-			// Serialise assignments so two channels do not both take the last slot.
-			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(727002)"); err != nil {
-				return err
-			}
+		if err := s.lockPlacement(ctx, tx); err != nil {
+			return err
 		}
 		if c.NVRID == uuid.Nil {
-			var n NVR
-			err := tx.NewSelect().Model(&n).ColumnExpr("nvr.*").ColumnExpr(channelCount).
-				Where("status = ?", NVRActive).
-				Where("(SELECT COUNT(*) FROM channels ch WHERE ch.nvr_id = nvr.id) < capacity").
-				OrderExpr("capacity - (SELECT COUNT(*) FROM channels ch WHERE ch.nvr_id = nvr.id) DESC, id").
-				Limit(1).Scan(ctx)
+			id, err := placeChannel(ctx, tx, time.Time{})
 			if err != nil {
-				if notFound(err) == ErrNotFound {
-					return ErrNoCapacity
-				}
 				return err
 			}
-			c.NVRID = n.ID
+			c.NVRID = id
 		} else if exists, err := tx.NewSelect().Model((*NVR)(nil)).Where("id = ?", c.NVRID).Exists(ctx); err != nil || !exists {
 			if err == nil {
 				err = ErrNotFound
@@ -61,10 +55,84 @@ func (s *Store) CreateChannel(ctx context.Context, c *Channel) error {
 	})
 }
 
-// GetChannel reads one of the account's channels.
+// lockPlacement serialises channel placements on PostgreSQL, so two
+// channels do not both take an NVR's last slot. SQLite transactions are
+// serial already.
+func (s *Store) lockPlacement(ctx context.Context, tx bun.Tx) error {
+	if !s.IsPostgres() {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(727002)")
+	return err
+}
+
+// placeChannel picks the active NVR with the most free capacity, among
+// those whose media worker reported in at or after seenSince unless that
+// is zero; ErrNoCapacity when none has a free slot. Run it under
+// lockPlacement.
+func placeChannel(ctx context.Context, tx bun.Tx, seenSince time.Time) (uuid.UUID, error) {
+	var n NVR
+	q := tx.NewSelect().Model(&n).Column("id").
+		Where("status = ?", NVRActive).
+		Where("(SELECT COUNT(*) FROM channels ch WHERE ch.nvr_id = nvr.id) < capacity")
+	if !seenSince.IsZero() {
+		q = q.Where("last_seen_at >= ?", UTCms(seenSince))
+	}
+	err := q.OrderExpr("capacity - (SELECT COUNT(*) FROM channels ch WHERE ch.nvr_id = nvr.id) DESC, id").
+		Limit(1).Scan(ctx)
+	if notFound(err) == ErrNotFound {
+		return uuid.Nil, ErrNoCapacity
+	}
+	return n.ID, err
+}
+
+// MoveChannel moves a channel off its NVR when that NVR is draining or its
+// media worker has not reported in since staleBefore (or never has), onto
+// the healthy NVR (active, seen since staleBefore) with the most free
+// capacity. It answers whether the channel moved and the NVR it is on;
+// ErrNoCapacity when it must move and no healthy NVR has a free slot,
+// ErrNotFound when the channel does not exist.
+func (s *Store) MoveChannel(ctx context.Context, channelID uuid.UUID, staleBefore time.Time) (moved bool, nvrID uuid.UUID, err error) {
+	err = s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := s.lockPlacement(ctx, tx); err != nil {
+			return err
+		}
+		var cur NVR
+		err := tx.NewSelect().Model(&cur).
+			Where("id = (SELECT nvr_id FROM channels WHERE id = ?)", channelID).Scan(ctx)
+		if err != nil {
+			return notFound(err)
+		}
+		nvrID = cur.ID
+		if cur.Status == NVRActive && cur.LastSeenAt != nil && !cur.LastSeenAt.Before(UTCms(staleBefore)) {
+			return nil
+		}
+		to, err := placeChannel(ctx, tx, staleBefore)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.NewUpdate().Model((*Channel)(nil)).Set("nvr_id = ?", to).Where("id = ?", channelID).Exec(ctx); err != nil {
+			return fmt.Errorf("move channel: %w", err)
+		}
+		moved, nvrID = true, to
+		return nil
+	})
+	if err != nil {
+		return false, uuid.Nil, err
+	}
+	return moved, nvrID, nil
+}
+
+// lastSegmentEnd selects the end of each channel's newest recording, found
+// through recordings_channel_start_idx.
+const lastSegmentEnd = `(SELECT r.end_time FROM recordings r WHERE r.channel_id = channel.id
+	ORDER BY r.start_time DESC, r.id DESC LIMIT 1) AS last_segment_end`
+
+// GetChannel reads one of the account's channels, with its LastSegmentEnd.
 func (s *Store) GetChannel(ctx context.Context, accountID, id uuid.UUID) (*Channel, error) {
 	c := new(Channel)
-	err := s.DB.NewSelect().Model(c).Where("id = ? AND account_id = ?", id, accountID).Scan(ctx)
+	err := s.DB.NewSelect().Model(c).ColumnExpr("channel.*").ColumnExpr(lastSegmentEnd).
+		Where("id = ? AND account_id = ?", id, accountID).Scan(ctx)
 	return c, notFound(err)
 }
 
@@ -75,11 +143,27 @@ func (s *Store) ChannelByID(ctx context.Context, id uuid.UUID) (*Channel, error)
 	return c, notFound(err)
 }
 
-// ListChannels pages through the account's channels.
+// UpdateChannel writes the settings a channel's owner may change: its
+// recording mode, record quality and retention (the caller read it first).
+func (s *Store) UpdateChannel(ctx context.Context, c *Channel) error {
+	res, err := s.DB.NewUpdate().Model(c).Column("recording", "record_quality", "retention_days").
+		WherePK().Where("account_id = ?", c.AccountID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("update channel: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// ListChannels pages through the account's channels, each with its
+// LastSegmentEnd.
 func (s *Store) ListChannels(ctx context.Context, accountID uuid.UUID, p Page) ([]Channel, string, error) {
 	p.Limit = p.limit()
 	var out []Channel
-	q, err := pageByID(s.DB.NewSelect().Model(&out).Where("account_id = ?", accountID), p)
+	q, err := pageByID(s.DB.NewSelect().Model(&out).ColumnExpr("channel.*").ColumnExpr(lastSegmentEnd).
+		Where("account_id = ?", accountID), p)
 	if err != nil {
 		return nil, "", err
 	}

@@ -29,7 +29,7 @@ func newCamera(tb testing.TB, s *store.Store, accountID uuid.UUID, name string) 
 	tb.Helper()
 	c := &store.Camera{
 		AccountID: accountID, Name: name, Protocol: store.ProtocolRTSP,
-		Host: "192.0.2.10", Port: 554, Username: "admin", Password: "secret",
+		Host: "127.0.0.1", Port: 554, Username: "admin", Password: "secret",
 		StreamHigh: "/h264/ch1/main", StreamLow: "/h264/ch1/sub",
 	}
 	if err := s.CreateCamera(context.Background(), c); err != nil {

@@ -207,3 +207,70 @@ func TestSchemaConstraints(t *testing.T) {
 		}
 	})
 }
+
+// TestMigrateContinuousRecording upgrades a database made at version 2,
+// before channels had a recording mode and state, agents an online flag and
+// NVRs a last-seen time: its rows get the defaults new rows have.
+func TestMigrateContinuousRecording(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		old, err := store.Open(ctx, freshDatabase(t, s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { old.Close() })
+		if err := old.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		nvr := newNVR(t, old, "nvr-a", 10, store.NVRActive)
+		w := newWorld(t, old, "acme", nvr.ID)
+		if _, err := old.AddAgent(ctx, w.acct.ID, "agent", "agt_old"); err != nil {
+			t.Fatal(err)
+		}
+		// Back to version 2: migration 1 makes tables from today's models,
+		// so take away what migration 3 adds.
+		added := map[string][]string{
+			"channels": {"recording", "record_quality", "state_status", "state_since", "state_error"},
+			"agents":   {"online"},
+			"nvrs":     {"last_seen_at"},
+		}
+		for table, columns := range added {
+			for _, c := range columns {
+				if _, err := old.DB.ExecContext(ctx, "ALTER TABLE "+table+" DROP COLUMN "+c); err != nil {
+					t.Fatalf("drop %s.%s: %v", table, c, err)
+				}
+			}
+		}
+		if _, err := old.DB.ExecContext(ctx, "DELETE FROM schema_migrations WHERE version = 3"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.ChannelByID(ctx, w.ch.ID); err == nil {
+			t.Fatal("reading a channel works without the new columns: the downgrade did nothing")
+		}
+
+		if err := old.Migrate(ctx); err != nil {
+			t.Fatalf("Migrate from version 2: %v", err)
+		}
+		ch, err := old.GetChannel(ctx, w.acct.ID, w.ch.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch.Recording != contract.RecordingContinuous || ch.RecordQuality != "high" ||
+			ch.StateStatus != contract.StateStarting || ch.StateSince != nil || ch.StateError != "" {
+			t.Errorf("upgraded channel: %q %q %q %v %q, want continuous high starting, no since, no error",
+				ch.Recording, ch.RecordQuality, ch.StateStatus, ch.StateSince, ch.StateError)
+		}
+		if err := old.SetChannelState(ctx, ch.ID, store.ChannelState{Status: contract.StateRecording, Since: t0}); err != nil {
+			t.Errorf("SetChannelState after upgrade: %v", err)
+		}
+		if _, err := old.TouchNVR(ctx, nvr.ID); err != nil {
+			t.Errorf("TouchNVR after upgrade: %v", err)
+		}
+		if n := count(t, old, "agents", "online = ?", false); n != 1 {
+			t.Errorf("%d offline agents after upgrade, want 1", n)
+		}
+		if n := count(t, old, "schema_migrations", ""); n != count(t, s, "schema_migrations", "") {
+			t.Errorf("%d migrations recorded after upgrade", n)
+		}
+	})
+}

@@ -146,6 +146,9 @@ type Channel struct {
 	StateError  string     `bun:"state_error,notnull,default:''"`
 	// StateRestarts counts the recording streams restarted after the first.
 	StateRestarts int `bun:"state_restarts,notnull,default:0"`
+	// LastSegmentEnd is the end of the channel's newest recording (filled
+	// by GetChannel and ListChannels; nil when it has none).
+	LastSegmentEnd *time.Time `bun:"last_segment_end,scanonly"`
 }
 
 // StreamSession is one live stream of a channel, from token to stop.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -29,7 +30,7 @@ func (s *Store) UpsertNVR(ctx context.Context, n *NVR) error {
 	_, err := s.DB.NewInsert().Model(n).
 		On("CONFLICT (name) DO UPDATE").
 		Set("media_url = EXCLUDED.media_url, capacity = EXCLUDED.capacity").
-		Returning("id, status, created_at").Exec(ctx)
+		Returning("id, status, created_at, last_seen_at").Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("upsert nvr: %w", err)
 	}
@@ -51,4 +52,30 @@ func (s *Store) GetNVR(ctx context.Context, id uuid.UUID) (*NVR, error) {
 	n := new(NVR)
 	err := s.DB.NewSelect().Model(n).ColumnExpr("nvr.*").ColumnExpr(channelCount).Where("id = ?", id).Scan(ctx)
 	return n, notFound(err)
+}
+
+// TouchNVR stamps the NVR's last_seen_at: its media worker reported in.
+func (s *Store) TouchNVR(ctx context.Context, id uuid.UUID) (time.Time, error) {
+	at := now()
+	res, err := s.DB.NewUpdate().Model((*NVR)(nil)).Set("last_seen_at = ?", at).Where("id = ?", id).Exec(ctx)
+	if err != nil {
+		return at, fmt.Errorf("touch nvr: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return at, ErrNotFound
+	}
+	return at, nil
+}
+
+// SetNVRStatus makes an NVR active or draining (its channels then move to
+// other NVRs) and returns it.
+func (s *Store) SetNVRStatus(ctx context.Context, id uuid.UUID, status string) (*NVR, error) {
+	res, err := s.DB.NewUpdate().Model((*NVR)(nil)).Set("status = ?", status).Where("id = ?", id).Exec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("set nvr status: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, ErrNotFound
+	}
+	return s.GetNVR(ctx, id)
 }

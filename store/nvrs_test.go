@@ -3,6 +3,9 @@ package store_test
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
@@ -60,6 +63,42 @@ func TestUpsertNVR(t *testing.T) {
 					t.Errorf("%d nvrs, want 2", n)
 				}
 			})
+		}
+	})
+}
+
+func TestNVRHealth(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		n := newNVR(t, s, "nvr-1", 10, store.NVRActive)
+		if got, _ := s.GetNVR(ctx, n.ID); got.LastSeenAt != nil {
+			t.Errorf("new NVR last seen %v, want never", got.LastSeenAt)
+		}
+		before := time.Now()
+		at, err := s.TouchNVR(ctx, n.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at.Before(before.Add(-time.Second)) || at.After(time.Now().Add(time.Second)) {
+			t.Errorf("TouchNVR stamped %s, not now", fmtTime(at))
+		}
+		got, err := s.GetNVR(ctx, n.ID)
+		if err != nil || got.LastSeenAt == nil {
+			t.Fatalf("after TouchNVR: %+v %v", got, err)
+		}
+		sameTime(t, "last_seen_at", *got.LastSeenAt, at)
+		if _, err := s.TouchNVR(ctx, uuid.New()); err != store.ErrNotFound {
+			t.Errorf("TouchNVR(unknown): %v, want ErrNotFound", err)
+		}
+
+		for _, status := range []string{store.NVRDraining, store.NVRActive} {
+			got, err := s.SetNVRStatus(ctx, n.ID, status)
+			if err != nil || got.Status != status || got.ID != n.ID {
+				t.Fatalf("SetNVRStatus(%s) = %+v, %v", status, got, err)
+			}
+		}
+		if _, err := s.SetNVRStatus(ctx, uuid.New(), store.NVRDraining); err != store.ErrNotFound {
+			t.Errorf("SetNVRStatus(unknown): %v, want ErrNotFound", err)
 		}
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/opennvr/vms/config"
 	"github.com/opennvr/vms/mediaworker"
 	"github.com/opennvr/vms/objectstore"
+	"github.com/opennvr/vms/recording"
 )
 
 func mediaWorkerCmd() *cobra.Command {
@@ -36,7 +37,8 @@ func mediaWorkerCmd() *cobra.Command {
 }
 
 // runMediaWorker registers this media worker as an NVR instance, then
-// serves the ingest WebSocket and drains the spool until ctx ends.
+// serves the ingest WebSocket, drains the spool and keeps the registration
+// fresh until ctx ends.
 func runMediaWorker(ctx context.Context, cfg config.Config, objects *objectstore.Client) error {
 	if cfg.WorkerKey == "" {
 		return errors.New("VMS_WORKER_KEY must be set")
@@ -72,6 +74,9 @@ func runMediaWorker(ctx context.Context, cfg config.Config, objects *objectstore
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ignoreCanceled(spool.Run(ctx)) })
+	g.Go(func() error {
+		return ignoreCanceled(control.KeepRegistered(ctx, cfg.NVRName, public, cfg.NVRCapacity, recording.NVRHeartbeat))
+	})
 	g.Go(func() error {
 		err := serveHTTP(ctx, "media-worker", cfg.MediaAddr, srv.Handler(), nil)
 		// Streams outlive the HTTP server (their connections are hijacked):
