@@ -16,8 +16,8 @@ import (
 	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/store/storetest"
-	"github.com/opennvr/vms/workflows/contract"
 	"github.com/opennvr/vms/temporaltest"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 // state is a channel view's recording state.
