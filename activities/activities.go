@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
@@ -36,6 +37,9 @@ type Activities struct {
 	Temporal client.Client
 	// MaxSnapshotBytes bounds an uploaded snapshot (zero: DefaultMaxSnapshotBytes).
 	MaxSnapshotBytes int64
+	// NVRStaleAfter is how long an NVR's media worker may be silent before
+	// its channels move (zero: recording.NVRStaleAfter).
+	NVRStaleAfter time.Duration
 }
 
 // Types of the non-retryable errors activities return: the workflow

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows/contract"
 )
@@ -20,16 +22,33 @@ type RecordingTarget struct {
 	// AgentID is the camera's agent; empty when the camera has none.
 	AgentID string
 	NVRID   string
+	// Moved: the channel was just moved off a dead or draining NVR, so a
+	// stream on the old one must be restarted on NVRID.
+	Moved bool
 	// Problem says why the channel cannot record as configured (no agent,
 	// no stream of the chosen quality); empty when it can.
 	Problem string
 }
 
-// ReadRecordingTarget reads a channel's recording configuration.
+// ReadRecordingTarget reads a channel's recording configuration. A channel
+// whose NVR is draining, or whose media worker has been silent for
+// NVRStaleAfter, is first moved to the healthy NVR with the most room (it
+// stays where it is when there is none).
 func (a *Activities) ReadRecordingTarget(ctx context.Context, channelID string) (RecordingTarget, error) {
 	id, err := parseID("channel", channelID)
 	if err != nil {
 		return RecordingTarget{}, err
+	}
+	moved, _, err := a.Store.MoveChannel(ctx, id, time.Now().Add(-a.nvrStaleAfter()))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return RecordingTarget{}, nil
+	case errors.Is(err, store.ErrNoCapacity):
+		logger(ctx).Warn("channel's NVR is unhealthy and no other has room", "channel", channelID)
+	case err != nil:
+		return RecordingTarget{}, fmt.Errorf("move channel: %w", err)
+	case moved:
+		logger(ctx).Info("channel moved off an unhealthy NVR", "channel", channelID)
 	}
 	ch, err := a.Store.ChannelByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -39,7 +58,7 @@ func (a *Activities) ReadRecordingTarget(ctx context.Context, channelID string) 
 		return RecordingTarget{}, fmt.Errorf("read channel: %w", err)
 	}
 	t := RecordingTarget{Exists: true, Mode: ch.Recording, Quality: ch.RecordQuality,
-		CameraID: ch.CameraID.String(), NVRID: ch.NVRID.String()}
+		CameraID: ch.CameraID.String(), NVRID: ch.NVRID.String(), Moved: moved}
 	if ch.Status != store.ChannelActive {
 		t.Mode = contract.RecordingOff
 	}
@@ -78,4 +97,11 @@ func (a *Activities) SetRecordingState(ctx context.Context, in RecordingStateInp
 		return nil
 	}
 	return err
+}
+
+func (a *Activities) nvrStaleAfter() time.Duration {
+	if a.NVRStaleAfter > 0 {
+		return a.NVRStaleAfter
+	}
+	return recording.NVRStaleAfter
 }

@@ -194,7 +194,8 @@ func signalCount(t *testing.T, tc client.Client, workflowID, name string) int {
 }
 
 // TestChannelSupervisorWiring: creating a channel starts its supervisor;
-// changing what it records, or deleting it, signals the supervisor. A
+// changing what it records, draining its NVR, or deleting it, signals the
+// supervisor. A
 // stand-in supervisor takes the signals, so the test checks the API's side
 // whatever ChannelWorkflow does with them.
 func TestChannelSupervisorWiring(t *testing.T) {
@@ -223,22 +224,27 @@ func TestChannelSupervisorWiring(t *testing.T) {
 		t.Fatalf("workflow %s runs %s on %s", wid, info.GetType().GetName(), info.GetTaskQueue())
 	}
 
+	_, view := e.do("GET", "/v1/channels/"+ch, e.keyA, "")
+	nvr, _ := view["nvr_id"].(string)
 	steps := []struct {
-		method, body string
-		want         int // channel-changed signals so far
+		method, path, body string
+		want               int // channel-changed signals so far
 	}{
-		{"PATCH", `{"retention_days":3}`, 0},
-		{"PATCH", `{"record_quality":"high"}`, 0},
-		{"PATCH", `{"record_quality":"low"}`, 1},
-		{"PATCH", `{"recording":"off"}`, 2},
-		{"DELETE", ``, 3},
+		{"PATCH", "/v1/channels/" + ch, `{"retention_days":3}`, 0},
+		{"PATCH", "/v1/channels/" + ch, `{"record_quality":"high"}`, 0},
+		{"PATCH", "/v1/channels/" + ch, `{"record_quality":"low"}`, 1},
+		{"PATCH", "/v1/channels/" + ch, `{"recording":"off"}`, 2},
+		// Draining the NVR tells the supervisors of its channels.
+		{"PATCH", "/v1/nvrs/" + nvr, `{"status":"draining"}`, 3},
+		{"PATCH", "/v1/nvrs/" + nvr, `{"status":"active"}`, 3},
+		{"DELETE", "/v1/channels/" + ch, ``, 4},
 	}
 	for _, s := range steps {
 		want := http.StatusOK
 		if s.method == "DELETE" {
 			want = http.StatusNoContent
 		}
-		if code, out := e.do(s.method, "/v1/channels/"+ch, e.keyA, s.body); code != want {
+		if code, out := e.do(s.method, s.path, e.keyA, s.body); code != want {
 			t.Fatalf("%s %s: %d %v", s.method, s.body, code, out)
 		}
 		// A signal that arrives while a workflow task runs is written

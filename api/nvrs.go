@@ -1,12 +1,18 @@
 package api
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 type nvrRequest struct {
@@ -86,7 +92,27 @@ func (s *Server) updateNVR(c *gin.Context) {
 		failErr(c, "nvr", err)
 		return
 	}
+	if req.Status == store.NVRDraining && s.opts.Temporal != nil {
+		s.drain(n.ID)
+	}
 	c.JSON(http.StatusOK, n)
+}
+
+// drain tells the supervisors of a drained NVR's channels, in the
+// background (there may be thousands), so each moves its channel to a
+// healthy NVR and restarts its stream there.
+func (s *Server) drain(nvrID uuid.UUID) {
+	s.background.Go(func() {
+		ctx, cancel := context.WithTimeout(s.bg, 5*time.Minute)
+		defer cancel()
+		ids, err := s.opts.Store.ChannelIDsOnNVR(ctx, nvrID)
+		if err == nil {
+			err = workflows.SignalChannels(ctx, s.opts.Temporal, ids, contract.SignalChannelChanged)
+		}
+		if err != nil {
+			slog.Warn("drain: telling channel supervisors", "nvr", nvrID, "err", err)
+		}
+	})
 }
 
 // registerNVR is a media worker registering itself (internal API): on

@@ -8,6 +8,7 @@ import (
 	_ "embed"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -72,6 +73,11 @@ type Server struct {
 	opts    Options
 	metrics *metrics
 	hub     *agentHub // this replica's agent control connections
+	// Work a request starts and does not wait for (telling thousands of
+	// supervisors something): Close cancels it and waits.
+	bg         context.Context
+	stopBG     context.CancelFunc
+	background sync.WaitGroup
 }
 
 // New builds a server.
@@ -108,14 +114,20 @@ func New(o Options) *Server {
 		states = o.Store
 	}
 	s := &Server{opts: o, metrics: newMetrics(states)}
+	s.bg, s.stopBG = context.WithCancel(context.Background())
 	s.hub = newAgentHub(s)
 	return s
 }
 
 // Close drops the agents' control connections (they reconnect to another
-// replica) and waits for their Temporal workers to stop. Call it once the
-// HTTP server has stopped: hijacked WebSocket connections outlive it.
-func (s *Server) Close() { s.hub.close() }
+// replica) and waits for their Temporal workers to stop, and for background
+// work, which it cancels. Call it once the HTTP server has stopped:
+// hijacked WebSocket connections outlive it.
+func (s *Server) Close() {
+	s.hub.close()
+	s.stopBG()
+	s.background.Wait()
+}
 
 func (s *Server) pingInterval() time.Duration     { return s.opts.AgentPingInterval }
 func (s *Server) keepaliveTimeout() time.Duration { return 3 * s.opts.AgentPingInterval }

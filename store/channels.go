@@ -244,3 +244,13 @@ func (s *Store) ChannelIDs(ctx context.Context, after uuid.UUID, limit int) ([]u
 	}
 	return ids, nil
 }
+
+// ChannelIDsOnNVR lists the ids of the channels placed on an NVR.
+func (s *Store) ChannelIDsOnNVR(ctx context.Context, nvrID uuid.UUID) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	err := s.DB.NewSelect().Model((*Channel)(nil)).Column("id").Where("nvr_id = ?", nvrID).OrderExpr("id").Scan(ctx, &ids)
+	if err != nil {
+		return nil, fmt.Errorf("list channels of nvr: %w", err)
+	}
+	return ids, nil
+}

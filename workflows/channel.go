@@ -117,6 +117,12 @@ func (w *channelWorkflow) run(ctx workflow.Context) error {
 			}
 			continue
 		}
+		if w.target.Moved {
+			// The stream goes to a dead or draining NVR: stop it, so the
+			// record command below starts it on the new one.
+			w.stopRecording(ctx)
+			w.in.Live = nil
+		}
 		w.in.CameraID, w.in.AgentID = w.target.CameraID, w.target.AgentID
 		started, err := w.record(ctx)
 		if err != nil {

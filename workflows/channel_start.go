@@ -74,3 +74,16 @@ func StartSupervisors(ctx context.Context, c client.Client, taskQueue string, ch
 		after = ids[len(ids)-1]
 	}
 }
+
+// SignalChannels sends the same signal to the supervisors of many channels,
+// a few at a time (an agent with thousands of cameras may reconnect, an NVR
+// with thousands of channels may be drained). It goes on past a failure
+// and returns the first.
+func SignalChannels(ctx context.Context, c client.Client, channelIDs []uuid.UUID, signal string) error {
+	var g errgroup.Group
+	g.SetLimit(16)
+	for _, id := range channelIDs {
+		g.Go(func() error { return SignalChannel(ctx, c, id.String(), signal, nil) })
+	}
+	return g.Wait()
+}

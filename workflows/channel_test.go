@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/google/uuid"
 	"github.com/opennvr/vms/control"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/workflows"
@@ -388,5 +389,44 @@ func TestChannelContinuesAsNew(t *testing.T) {
 	if next.ChannelID != e.w.ch.ID.String() || next.State.Status != contract.StateRetrying ||
 		next.State.LastError != "camera unreachable" || next.Failures < 100 || next.MaxBackoff != 2*time.Second {
 		t.Fatalf("next run's input %+v: want the channel, its state and failures carried", next)
+	}
+}
+
+// TestChannelMovesOffDrainingNVR: a channel whose NVR is drained moves to a
+// healthy NVR, and its stream is restarted there.
+func TestChannelMovesOffDrainingNVR(t *testing.T) {
+	e := newSupervisorEnv(t, func(n int, cmd control.Command) (control.Ack, error) { return started(cmd.ID), nil })
+	ctx := context.Background()
+	other := &store.NVR{Name: "nvr-other", MediaURL: "ws://127.0.0.1:2/v1/ingest", Capacity: 10}
+	if err := e.w.st.CreateNVR(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uuid.UUID{e.w.ch.NVRID, other.ID} {
+		if _, err := e.w.st.TouchNVR(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.at(time.Second, func() { e.session("s1", contract.SessionLive) })
+	e.at(time.Minute, func() {
+		if _, err := e.w.st.SetNVRStatus(ctx, e.w.ch.NVRID, store.NVRDraining); err != nil {
+			t.Error(err)
+		}
+		e.SignalWorkflow(contract.SignalChannelChanged, nil)
+	})
+	e.at(time.Minute+time.Second, func() {
+		ch, _ := e.state(t)
+		if ch.NVRID != other.ID {
+			t.Errorf("channel on NVR %s after its NVR was drained, want %s", ch.NVRID, other.ID)
+		}
+		e.session("s2", contract.SessionLive)
+	})
+	e.at(time.Minute+2*time.Second, func() {
+		e.expect(t, "recording on the other NVR", contract.StateRecording, "")
+		e.deleteChannel(t)
+	})
+	e.run(t, contract.ChannelInput{})
+	want := []string{control.TypeRecord, control.TypeStopRecord, control.TypeRecord, control.TypeStopRecord}
+	if got := e.agent.types(); !slices.Equal(got, want) {
+		t.Fatalf("commands %v, want %v", got, want)
 	}
 }
