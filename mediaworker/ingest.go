@@ -7,11 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 
 	"github.com/opennvr/vms/apiclient"
@@ -24,9 +22,9 @@ import (
 // authorized by the control plane, segmented to the spool.
 type Server struct {
 	Control ControlPlane
-	Spool   *Spool
-	// WorkDir holds segments being written (one folder per session).
-	WorkDir string
+	// Spool takes the finished segments; streams write theirs in its
+	// WorkDir.
+	Spool *Spool
 	// SegmentLength is the target segment length when the grant names none.
 	SegmentLength time.Duration
 	Logger        *slog.Logger
@@ -163,8 +161,9 @@ func (st *stream) run(ctx context.Context) (int, string) {
 		return websocket.CloseAbnormalClosure, ""
 	}
 
-	dir := filepath.Join(st.srv.WorkDir, st.grant.SessionID)
-	seg, err := NewSegmenter(SegmenterConfig{Dir: dir, Tracks: hello.Tracks, Target: target, OnSegment: st.spool})
+	dir := st.srv.Spool.sessionDir(st.grant.SessionID)
+	seg, err := NewSegmenter(SegmenterConfig{Dir: dir, Tracks: hello.Tracks, Target: target,
+		SessionID: st.grant.SessionID, ChannelID: st.grant.ChannelID, OnSegment: st.spool})
 	if err != nil {
 		return media.CloseBadHello, truncate(err.Error())
 	}
@@ -223,17 +222,9 @@ func (st *stream) run(ctx context.Context) (int, string) {
 
 // spool hands a finished segment to the spool under its S3 key.
 func (st *stream) spool(s Segment) error {
-	sessionID, err := uuid.Parse(st.grant.SessionID)
+	r, err := segmentReport(s, st.grant.SessionID, st.grant.ChannelID)
 	if err != nil {
 		return err
-	}
-	channelID, err := uuid.Parse(st.grant.ChannelID)
-	if err != nil {
-		return err
-	}
-	r := recording.SegmentReport{
-		Key: recording.RecordingKey(channelID, sessionID, s.Start), Start: s.Start, End: s.End,
-		DurationMS: s.Duration.Milliseconds(), Size: s.Size, Codec: s.Codec,
 	}
 	if err := st.srv.Spool.Add(s.Path, st.grant.SessionID, st.grant.ChannelID, r); err != nil {
 		return err
