@@ -27,7 +27,11 @@ type Server struct {
 	Spool *Spool
 	// SegmentLength is the target segment length when the grant names none.
 	SegmentLength time.Duration
-	Logger        *slog.Logger
+	// ClockTolerance is how far an agent's clock may be off before its
+	// footage is restamped with this worker's clock (default
+	// DefaultClockTolerance).
+	ClockTolerance time.Duration
+	Logger         *slog.Logger
 
 	upgrader websocket.Upgrader
 	streams  sync.WaitGroup
@@ -132,6 +136,7 @@ func (st *stream) run(ctx context.Context) (int, string) {
 	if err != nil {
 		return media.CloseBadHello, "no hello"
 	}
+	helloAt := time.Now()
 	if typ != websocket.TextMessage {
 		return media.CloseBadHello, "first message must be a text hello"
 	}
@@ -152,6 +157,13 @@ func (st *stream) run(ctx context.Context) (int, string) {
 		return websocket.CloseTryAgainLater, "control plane unavailable"
 	}
 	st.log = st.log.With("session", st.grant.SessionID, "channel", st.grant.ChannelID)
+	clock := clockCheck{tolerance: st.srv.ClockTolerance, log: st.log}
+	if clock.tolerance <= 0 {
+		clock.tolerance = DefaultClockTolerance
+	}
+	if hello.Clock != 0 {
+		clock.compare(time.Unix(0, hello.Clock), helloAt, "hello")
+	}
 	target := st.srv.SegmentLength
 	if st.grant.SegmentSeconds > 0 {
 		target = time.Duration(st.grant.SegmentSeconds) * time.Second
@@ -209,6 +221,7 @@ func (st *stream) run(ctx context.Context) (int, string) {
 			st.log.Warn("malformed frame, closing this stream", "err", err)
 			return media.CloseBadFrame, truncate(err.Error())
 		}
+		f.Wall = clock.frame(f.Wall, time.Now())
 		if err := seg.WriteFrame(f); err != nil {
 			if errors.Is(err, ErrUnknownTrack) || errors.Is(err, ErrNonMonotonicDTS) || errors.Is(err, ErrBadPayload) {
 				st.log.Warn("bad frame, closing this stream", "err", err)

@@ -80,11 +80,18 @@ func (in *ingest) dial(t *testing.T) *websocket.Conn {
 	return conn
 }
 
-// connect opens a stream: hello, then the worker's Welcome.
+// connect opens a stream from an agent whose clock is right: hello, then
+// the worker's Welcome.
 func (in *ingest) connect(t *testing.T, token string, tracks ...media.Track) (*websocket.Conn, media.Welcome) {
 	t.Helper()
+	return in.connectHello(t, media.Hello{Version: media.ProtocolVersion, Token: token, Tracks: tracks, Clock: time.Now().UnixNano()})
+}
+
+// connectHello opens a stream with h.
+func (in *ingest) connectHello(t *testing.T, h media.Hello) (*websocket.Conn, media.Welcome) {
+	t.Helper()
 	conn := in.dial(t)
-	hello, err := json.Marshal(media.Hello{Version: media.ProtocolVersion, Token: token, Tracks: tracks})
+	hello, err := json.Marshal(h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +165,8 @@ func (in *ingest) waitStopped(t *testing.T, sessionID string) {
 }
 
 // demoFrames returns the demo sample looped to length d, sent at 25 fps
-// and captured from wallStart on.
+// and captured from wallStart on. (The tests send them at once: the agent
+// replays old footage with a clock that is right.)
 func demoFrames(t *testing.T, d time.Duration) (media.Track, []media.Frame) {
 	t.Helper()
 	track, sample, err := media.ReadH264File(demoSample, 25)
