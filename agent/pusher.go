@@ -293,7 +293,7 @@ func (p *Pusher) dial(ctx context.Context, workerURL, token string, tracks []med
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	hello, err := json.Marshal(media.Hello{Version: media.ProtocolVersion, Token: token, Tracks: tracks})
+	hello, err := json.Marshal(media.Hello{Version: media.ProtocolVersion, Token: token, Tracks: tracks, Clock: time.Now().UnixNano()})
 	if err != nil {
 		return fail(fmt.Errorf("encode hello: %w", err))
 	}

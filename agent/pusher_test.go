@@ -236,6 +236,10 @@ func TestPusherHelloThenFrames(t *testing.T) {
 	if h.Version != media.ProtocolVersion || h.Token != "tok-1" || len(h.Tracks) != 1 || h.Tracks[0].Codec != media.CodecMJPEG {
 		t.Errorf("hello = %+v", h)
 	}
+	// The hello carries the agent's clock, for the worker to check.
+	if sent := time.Unix(0, h.Clock); h.Clock == 0 || time.Since(sent).Abs() > time.Minute {
+		t.Errorf("hello clock = %s, want about now", sent)
+	}
 	frames := conns[0].frames
 	if !frames[0].Keyframe {
 		t.Error("first frame is not a keyframe")

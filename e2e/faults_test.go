@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/opennvr/vms/agent"
 	"github.com/opennvr/vms/media"
+	"github.com/opennvr/vms/mediaworker"
+	"github.com/opennvr/vms/recording"
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/streamtoken"
 	"github.com/opennvr/vms/workflows/contract"
@@ -32,10 +35,12 @@ func rtspCamera(tb testing.TB) camera {
 
 // TestWorkerKilled: the media worker (a child process) dies of SIGKILL
 // mid-stream with segments waiting in its spool (S3 is down at that
-// moment). A new worker on the same address and spool takes over: the
-// agent reconnects with a fresh token, recording resumes, and the spooled
-// segments are uploaded and recorded. The only hole in the timeline is the
-// kill's: the segment being written and the reconnection.
+// moment). A new worker on the same address and spool takes over: it
+// salvages the segment the dead one was writing, up to its last whole
+// fragment; the agent reconnects with a fresh token, recording resumes,
+// and the spooled and salvaged segments are uploaded and recorded. The only
+// hole in the timeline is the kill's: the fragment that was still in the
+// dead worker's memory and the reconnection.
 func TestWorkerKilled(t *testing.T) {
 	s3, objects := startS3(t)
 	e := newEnv(t, envConfig{Objects: objects})
@@ -54,16 +59,20 @@ func TestWorkerKilled(t *testing.T) {
 	killedAt := time.Now()
 	first.kill()
 	spooled := spooledKeys(t, cfg.spoolDir())
-	partial, _ := filepath.Glob(filepath.Join(cfg.DataDir, "spool", "writing", "*", ".segment-*.partial"))
-	t.Logf("killed media worker %d with %d segments in its spool and %d partial segment files being written",
-		first.pid(), len(spooled), len(partial))
+	partials, _ := filepath.Glob(filepath.Join(cfg.DataDir, "spool", "writing", "*", ".segment-*.partial"))
+	if len(partials) != 1 {
+		t.Fatalf("%d partial segment files after the kill, want the one being written", len(partials))
+	}
+	salvaged := partialKey(t, partials[0])
+	t.Logf("killed media worker %d with %d segments in its spool and %s being written",
+		first.pid(), len(spooled), salvaged)
 
 	startWorkerProcess(t, cfg)
 	restarted := time.Since(killedAt)
 	s3.start()
 
 	var recs []recordingItem
-	waitFor(t, "the spooled segments and two new ones recorded", waitLong, func() bool {
+	waitFor(t, "the spooled and salvaged segments and two new ones recorded", waitLong, func() bool {
 		recs = e.recordings(t, ch)
 		after := 0
 		for _, r := range recs {
@@ -71,9 +80,12 @@ func TestWorkerKilled(t *testing.T) {
 				after++
 			}
 		}
-		return after >= 2 && recordedAll(recs, spooled)
+		return after >= 2 && recordedAll(recs, append(spooled, salvaged))
 	})
 	waitFor(t, "an empty spool", waitLong, func() bool { return len(spooledKeys(t, cfg.spoolDir())) == 0 })
+	if left, _ := filepath.Glob(filepath.Join(cfg.DataDir, "spool", "writing", "*", ".segment-*")); slices.Contains(left, partials[0]) {
+		t.Errorf("the killed worker's partial segment is still there: %q", left)
+	}
 
 	if st := ag.List(); len(st) != 1 || st[0].Status != agent.PushLive || st[0].Attempts < 2 {
 		t.Errorf("agent streams = %+v, want one live stream after a reconnection", st)
@@ -83,10 +95,35 @@ func TestWorkerKilled(t *testing.T) {
 		t.Fatalf("timeline gaps = %v, want exactly one, around the kill at %s", gaps, killedAt.Format(time.StampMilli))
 	}
 	g := gaps[0]
-	t.Logf("media lost to the kill: %s = %s of the segment being written + %s until the stream resumed "+
+	t.Logf("media lost to the kill: %s = %s before the kill (the fragment in the worker's memory) + %s until the stream resumed "+
 		"(the new worker served %s after the kill)",
 		g.to.Sub(g.from).Round(10*time.Millisecond), killedAt.Sub(g.from).Round(10*time.Millisecond),
 		g.to.Sub(killedAt).Round(10*time.Millisecond), restarted.Round(10*time.Millisecond))
+	// The salvage keeps every whole fragment: at most one fragment, the
+	// frame waiting for its successor and the frames in flight are lost
+	// before the kill.
+	if lost := killedAt.Sub(g.from); lost > mediaworker.DefaultFragmentDuration+500*time.Millisecond {
+		t.Errorf("%s lost before the kill, want at most one fragment (%s)", lost, mediaworker.DefaultFragmentDuration)
+	}
+}
+
+// partialKey is the S3 key under which a worker salvages the partial
+// segment file at path, from the sidecar the segmenter writes beside it.
+func partialKey(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path + ".json")
+	var side struct {
+		SessionID uuid.UUID `json:"session_id"`
+		ChannelID uuid.UUID `json:"channel_id"`
+		Start     time.Time `json:"start"`
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &side)
+	}
+	if err != nil {
+		t.Fatalf("sidecar of %s: %v", path, err)
+	}
+	return recording.RecordingKey(side.ChannelID, side.SessionID, side.Start)
 }
 
 // TestS3Outage: S3 stops for a while (20 s; VMS_E2E_S3_OUTAGE=60s for the

@@ -65,9 +65,9 @@ func runWorker(ctx context.Context, cfg workerConfig, objects *objectstore.Clien
 	if cfg.DiscardUploads {
 		uploader = discardUploader{}
 	}
-	spool := &mediaworker.Spool{Dir: cfg.spoolDir(), Uploader: uploader, Control: control}
-	srv := &mediaworker.Server{Control: control, Spool: spool, SegmentLength: cfg.Segment,
-		WorkDir: filepath.Join(cfg.DataDir, "spool", "writing")}
+	spool := &mediaworker.Spool{Dir: cfg.spoolDir(), WorkDir: filepath.Join(cfg.DataDir, "spool", "writing"),
+		Uploader: uploader, Control: control}
+	srv := &mediaworker.Server{Control: control, Spool: spool, SegmentLength: cfg.Segment}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -402,12 +402,15 @@ func (j *joiner) write(b []byte) error {
 type boxReader struct {
 	r   *bufio.Reader
 	hdr [16]byte
+	n   int64 // bytes consumed so far
 }
 
 // header reads a box header; size includes the header. io.EOF only at a
 // clean box boundary.
 func (r *boxReader) header() (typ string, size uint64, hdr []byte, err error) {
-	if _, err := io.ReadFull(r.r, r.hdr[:8]); err != nil {
+	n, err := io.ReadFull(r.r, r.hdr[:8])
+	r.n += int64(n)
+	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return "", 0, nil, fmt.Errorf("%w: truncated box header", ErrBadSegment)
 		}
@@ -420,7 +423,9 @@ func (r *boxReader) header() (typ string, size uint64, hdr []byte, err error) {
 	case 0:
 		return "", 0, nil, fmt.Errorf("%w: box %q extends to end of file", ErrBadSegment, typ)
 	case 1:
-		if _, err := io.ReadFull(r.r, r.hdr[8:16]); err != nil {
+		n, err := io.ReadFull(r.r, r.hdr[8:16])
+		r.n += int64(n)
+		if err != nil {
 			return "", 0, nil, fmt.Errorf("%w: truncated box header", ErrBadSegment)
 		}
 		size = binary.BigEndian.Uint64(r.hdr[8:16])
@@ -442,14 +447,18 @@ func (r *boxReader) appendBox(dst []byte, typ string, size uint64, hdr []byte) (
 	n := int(size) - len(hdr)
 	off := len(dst)
 	dst = dst[:off+n]
-	if _, err := io.ReadFull(r.r, dst[off:]); err != nil {
+	read, err := io.ReadFull(r.r, dst[off:])
+	r.n += int64(read)
+	if err != nil {
 		return nil, fmt.Errorf("%w: box %q: %w", ErrBadSegment, typ, err)
 	}
 	return dst, nil
 }
 
 func (r *boxReader) skip(typ string, size uint64, hdr []byte) error {
-	if _, err := r.r.Discard(int(size) - len(hdr)); err != nil {
+	n, err := r.r.Discard(int(size) - len(hdr))
+	r.n += int64(n)
+	if err != nil {
 		return fmt.Errorf("%w: box %q: %w", ErrBadSegment, typ, err)
 	}
 	return nil

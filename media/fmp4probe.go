@@ -26,32 +26,61 @@ type SegmentInfo struct {
 // that leads the media worker's segmenter. It reads r to the end, one
 // fragment at a time (each bounded by MaxJoinBoxSize).
 func ProbeSegment(r io.Reader) (SegmentInfo, error) {
+	info, _, err := probeSegment(r, false)
+	return info, err
+}
+
+// ProbePartialSegment reads a segment whose writer died mid-file (a crash
+// while it was recorded): it returns the info of its whole fragments and
+// the length of the prefix they end, where the file can be cut to a valid
+// segment. A torn or garbled tail is ignored. complete is 0 when not even
+// the init and one fragment are whole; err is only for reading r.
+func ProbePartialSegment(r io.Reader) (info SegmentInfo, complete int64, err error) {
+	return probeSegment(r, true)
+}
+
+// probeSegment reads the segment's fragments; partial stops at the first
+// bad one instead of failing.
+func probeSegment(r io.Reader, partial bool) (SegmentInfo, int64, error) {
 	br := &boxReader{r: bufio.NewReaderSize(r, 64<<10)}
+	bad := func(err error) (SegmentInfo, int64, error) {
+		if partial && errors.Is(err, ErrBadSegment) {
+			return SegmentInfo{}, 0, nil
+		}
+		return SegmentInfo{}, 0, fmt.Errorf("probe: %w", err)
+	}
 	initRaw, err := br.readInit()
 	if err != nil {
-		return SegmentInfo{}, fmt.Errorf("probe: %w", err)
+		return bad(err)
 	}
 	var init fmp4.Init
 	if err := init.Unmarshal(bytes.NewReader(initRaw)); err != nil {
-		return SegmentInfo{}, fmt.Errorf("probe: %w: init: %w", ErrBadSegment, err)
+		return bad(fmt.Errorf("%w: init: %w", ErrBadSegment, err))
 	}
 	if len(init.Tracks) == 0 {
-		return SegmentInfo{}, fmt.Errorf("probe: %w: no tracks", ErrBadSegment)
+		return bad(fmt.Errorf("%w: no tracks", ErrBadSegment))
 	}
 	lead := init.Tracks[0]
 	var end uint64
+	var complete int64 // end of the last whole fragment
 	for {
 		raw, err := br.readFragment()
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if err != nil {
-			return SegmentInfo{}, fmt.Errorf("probe: %w", err)
-		}
 		var parts fmp4.Parts
-		if err := parts.Unmarshal(raw); err != nil {
-			return SegmentInfo{}, fmt.Errorf("probe: %w: fragment: %w", ErrBadSegment, err)
+		if err == nil {
+			if perr := parts.Unmarshal(raw); perr != nil {
+				err = fmt.Errorf("%w: fragment: %w", ErrBadSegment, perr)
+			}
 		}
+		if err != nil {
+			if partial && errors.Is(err, ErrBadSegment) {
+				break
+			}
+			return SegmentInfo{}, 0, fmt.Errorf("probe: %w", err)
+		}
+		complete = br.n
 		for _, p := range parts {
 			for _, pt := range p.Tracks {
 				if pt.ID != lead.ID {
@@ -65,7 +94,7 @@ func ProbeSegment(r io.Reader) (SegmentInfo, error) {
 			}
 		}
 	}
-	return SegmentInfo{Codec: codecName(lead.Codec), Duration: TicksToDuration(end, lead.TimeScale)}, nil
+	return SegmentInfo{Codec: codecName(lead.Codec), Duration: TicksToDuration(end, lead.TimeScale)}, complete, nil
 }
 
 func codecName(c mp4.Codec) string {

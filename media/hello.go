@@ -31,7 +31,7 @@ var (
 )
 
 // ReadHello decodes and validates the agent's first message: the protocol
-// version, a non-empty token, 1..MaxTracks tracks with unique ids, known
+// version, a non-empty token, a clock that is absent or not negative, 1..MaxTracks tracks with unique ids, known
 // codecs, and parameter sets that parse (H.264 SPS+PPS, H.265 VPS+SPS+PPS),
 // because the segmenter cannot write an init segment without them.
 func ReadHello(b []byte) (Hello, error) {
@@ -47,6 +47,9 @@ func ReadHello(b []byte) (Hello, error) {
 	}
 	if h.Token == "" {
 		return Hello{}, fmt.Errorf("%w: empty token", ErrBadHello)
+	}
+	if h.Clock < 0 {
+		return Hello{}, fmt.Errorf("%w: negative clock", ErrBadHello)
 	}
 	if len(h.Tracks) == 0 || len(h.Tracks) > MaxTracks {
 		return Hello{}, fmt.Errorf("%w: %d tracks, want 1..%d", ErrBadHello, len(h.Tracks), MaxTracks)

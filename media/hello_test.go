@@ -52,6 +52,7 @@ func TestReadHello(t *testing.T) {
 			m.ID = 4
 			h.Tracks = []Track{h264, h265, mjpeg, m}
 		}), nil},
+		{"negative clock", hello(func(h *Hello) { h.Clock = -1 }), ErrBadHello},
 		{"unknown fields ignored", []byte(`{"version":1,"token":"t","tracks":[{"id":0,"codec":"mjpeg"}],"future":true}`), nil},
 		{"not json", []byte("hello"), ErrBadHello},
 		{"empty", nil, ErrBadHello},
@@ -90,6 +91,19 @@ func TestReadHello(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+// The clock is optional: an older agent's Hello has none.
+func TestReadHelloClock(t *testing.T) {
+	for b, want := range map[string]int64{
+		`{"version":1,"token":"t","tracks":[{"id":0,"codec":"mjpeg"}],"clock":1748779200123456789}`: 1748779200123456789,
+		`{"version":1,"token":"t","tracks":[{"id":0,"codec":"mjpeg"}]}`:                             0,
+	} {
+		h, err := ReadHello([]byte(b))
+		if err != nil || h.Clock != want {
+			t.Errorf("ReadHello(%s) = clock %d, %v; want %d", b, h.Clock, err, want)
+		}
 	}
 }
 

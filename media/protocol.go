@@ -4,7 +4,8 @@
 //
 // Protocol (version 1), agent → media worker over one WebSocket per stream:
 //
-//  1. The agent sends one text message: a JSON Hello {version, token, tracks}.
+//  1. The agent sends one text message: a JSON Hello {version, token, tracks,
+//     clock}.
 //  2. The worker authorizes the token with the control plane and answers with
 //     a text message: a JSON Welcome {session_id, segment_seconds}, or closes
 //     with CloseBadToken / CloseUnsupportedVersion.
@@ -49,6 +50,11 @@ type Hello struct {
 	Version int     `json:"version"`
 	Token   string  `json:"token"`
 	Tracks  []Track `json:"tracks"`
+	// Clock is the agent's wall clock when it sent the Hello, in Unix
+	// nanoseconds; 0 (absent) from an agent older than the field. The
+	// worker compares it with its own clock to catch an agent whose clock
+	// is wrong, since every frame's Wall comes from that clock.
+	Clock int64 `json:"clock,omitempty"`
 }
 
 // Track describes one elementary stream. Parameter sets are carried here

@@ -7,11 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 
 	"github.com/opennvr/vms/apiclient"
@@ -24,12 +22,16 @@ import (
 // authorized by the control plane, segmented to the spool.
 type Server struct {
 	Control ControlPlane
-	Spool   *Spool
-	// WorkDir holds segments being written (one folder per session).
-	WorkDir string
+	// Spool takes the finished segments; streams write theirs in its
+	// WorkDir.
+	Spool *Spool
 	// SegmentLength is the target segment length when the grant names none.
 	SegmentLength time.Duration
-	Logger        *slog.Logger
+	// ClockTolerance is how far an agent's clock may be off before its
+	// footage is restamped with this worker's clock (default
+	// DefaultClockTolerance).
+	ClockTolerance time.Duration
+	Logger         *slog.Logger
 
 	upgrader websocket.Upgrader
 	streams  sync.WaitGroup
@@ -134,6 +136,7 @@ func (st *stream) run(ctx context.Context) (int, string) {
 	if err != nil {
 		return media.CloseBadHello, "no hello"
 	}
+	helloAt := time.Now()
 	if typ != websocket.TextMessage {
 		return media.CloseBadHello, "first message must be a text hello"
 	}
@@ -154,6 +157,13 @@ func (st *stream) run(ctx context.Context) (int, string) {
 		return websocket.CloseTryAgainLater, "control plane unavailable"
 	}
 	st.log = st.log.With("session", st.grant.SessionID, "channel", st.grant.ChannelID)
+	clock := clockCheck{tolerance: st.srv.ClockTolerance, log: st.log}
+	if clock.tolerance <= 0 {
+		clock.tolerance = DefaultClockTolerance
+	}
+	if hello.Clock != 0 {
+		clock.compare(time.Unix(0, hello.Clock), helloAt, "hello")
+	}
 	target := st.srv.SegmentLength
 	if st.grant.SegmentSeconds > 0 {
 		target = time.Duration(st.grant.SegmentSeconds) * time.Second
@@ -163,8 +173,9 @@ func (st *stream) run(ctx context.Context) (int, string) {
 		return websocket.CloseAbnormalClosure, ""
 	}
 
-	dir := filepath.Join(st.srv.WorkDir, st.grant.SessionID)
-	seg, err := NewSegmenter(SegmenterConfig{Dir: dir, Tracks: hello.Tracks, Target: target, OnSegment: st.spool})
+	dir := st.srv.Spool.sessionDir(st.grant.SessionID)
+	seg, err := NewSegmenter(SegmenterConfig{Dir: dir, Tracks: hello.Tracks, Target: target,
+		SessionID: st.grant.SessionID, ChannelID: st.grant.ChannelID, OnSegment: st.spool})
 	if err != nil {
 		return media.CloseBadHello, truncate(err.Error())
 	}
@@ -210,6 +221,7 @@ func (st *stream) run(ctx context.Context) (int, string) {
 			st.log.Warn("malformed frame, closing this stream", "err", err)
 			return media.CloseBadFrame, truncate(err.Error())
 		}
+		f.Wall = clock.frame(f.Wall, time.Now())
 		if err := seg.WriteFrame(f); err != nil {
 			if errors.Is(err, ErrUnknownTrack) || errors.Is(err, ErrNonMonotonicDTS) || errors.Is(err, ErrBadPayload) {
 				st.log.Warn("bad frame, closing this stream", "err", err)
@@ -223,17 +235,9 @@ func (st *stream) run(ctx context.Context) (int, string) {
 
 // spool hands a finished segment to the spool under its S3 key.
 func (st *stream) spool(s Segment) error {
-	sessionID, err := uuid.Parse(st.grant.SessionID)
+	r, err := segmentReport(s, st.grant.SessionID, st.grant.ChannelID)
 	if err != nil {
 		return err
-	}
-	channelID, err := uuid.Parse(st.grant.ChannelID)
-	if err != nil {
-		return err
-	}
-	r := recording.SegmentReport{
-		Key: recording.RecordingKey(channelID, sessionID, s.Start), Start: s.Start, End: s.End,
-		DurationMS: s.Duration.Milliseconds(), Size: s.Size, Codec: s.Codec,
 	}
 	if err := st.srv.Spool.Add(s.Path, st.grant.SessionID, st.grant.ChannelID, r); err != nil {
 		return err

@@ -50,8 +50,9 @@ func startIngest(t *testing.T, control *fakeControl, segment time.Duration) *ing
 	t.Helper()
 	objects, _ := s3test.Start(t)
 	sp := newSpool(t, t.TempDir(), mediaworker.ObjectUploader{Objects: objects}, control)
+	sp.WorkDir = t.TempDir()
 	runSpool(t, sp)
-	srv := &mediaworker.Server{Control: control, Spool: sp, WorkDir: t.TempDir(), SegmentLength: segment, Logger: testLogger(t)}
+	srv := &mediaworker.Server{Control: control, Spool: sp, SegmentLength: segment, Logger: testLogger(t)}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	// Every stream handler must end once its connection is gone.
@@ -79,11 +80,18 @@ func (in *ingest) dial(t *testing.T) *websocket.Conn {
 	return conn
 }
 
-// connect opens a stream: hello, then the worker's Welcome.
+// connect opens a stream from an agent whose clock is right: hello, then
+// the worker's Welcome.
 func (in *ingest) connect(t *testing.T, token string, tracks ...media.Track) (*websocket.Conn, media.Welcome) {
 	t.Helper()
+	return in.connectHello(t, media.Hello{Version: media.ProtocolVersion, Token: token, Tracks: tracks, Clock: time.Now().UnixNano()})
+}
+
+// connectHello opens a stream with h.
+func (in *ingest) connectHello(t *testing.T, h media.Hello) (*websocket.Conn, media.Welcome) {
+	t.Helper()
 	conn := in.dial(t)
-	hello, err := json.Marshal(media.Hello{Version: media.ProtocolVersion, Token: token, Tracks: tracks})
+	hello, err := json.Marshal(h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +165,8 @@ func (in *ingest) waitStopped(t *testing.T, sessionID string) {
 }
 
 // demoFrames returns the demo sample looped to length d, sent at 25 fps
-// and captured from wallStart on.
+// and captured from wallStart on. (The tests send them at once: the agent
+// replays old footage with a clock that is right.)
 func demoFrames(t *testing.T, d time.Duration) (media.Track, []media.Frame) {
 	t.Helper()
 	track, sample, err := media.ReadH264File(demoSample, 25)
@@ -185,20 +194,7 @@ func demoFrames(t *testing.T, d time.Duration) (media.Track, []media.Frame) {
 // codec and decoded frame count.
 func probe(t *testing.T, objects *objectstore.Client, key string) (codec string, frames int) {
 	t.Helper()
-	rc, _, err := objects.Get(t.Context(), key)
-	if err != nil {
-		t.Fatalf("get %s: %v", key, err)
-	}
-	defer rc.Close()
-	path := filepath.Join(t.TempDir(), "segment.mp4")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(f, rc); err != nil {
-		t.Fatalf("download %s: %v", key, err)
-	}
-	f.Close()
+	path := download(t, objects, key)
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
 		"-show_entries", "stream=codec_name,nb_read_frames", "-of", "default=noprint_wrappers=1", path)
@@ -219,6 +215,26 @@ func probe(t *testing.T, objects *objectstore.Client, key string) (codec string,
 		}
 	}
 	return codec, frames
+}
+
+// download copies the stored object at key to a file.
+func download(t *testing.T, objects *objectstore.Client, key string) string {
+	t.Helper()
+	rc, _, err := objects.Get(t.Context(), key)
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer rc.Close()
+	path := filepath.Join(t.TempDir(), "segment.mp4")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, rc); err != nil {
+		t.Fatalf("download %s: %v", key, err)
+	}
+	return path
 }
 
 // wantSegment is what a reported segment must be.
@@ -313,7 +329,7 @@ func TestIngestRecordsSegments(t *testing.T) {
 	})
 	in.checkSessionCalls(t, g.SessionID)
 	assertDirEntries(t, in.spool.Dir)
-	assertDirEntries(t, in.server.WorkDir)
+	assertDirEntries(t, in.spool.WorkDir)
 }
 
 func TestIngestRefusesStream(t *testing.T) {
@@ -373,7 +389,7 @@ func TestIngestRefusesStream(t *testing.T) {
 			if got := control.accepted(g.SessionID); len(got) != 0 {
 				t.Errorf("refused stream recorded segments: %+v", got)
 			}
-			assertDirEntries(t, in.server.WorkDir)
+			assertDirEntries(t, in.spool.WorkDir)
 		})
 	}
 }
@@ -473,7 +489,7 @@ func TestIngestFlushesOnDisconnect(t *testing.T) {
 	in.checkSegments(t, g, []wantSegment{{start: 0, dur: 5 * time.Second, frames: 125}})
 	in.checkSessionCalls(t, g.SessionID)
 	assertDirEntries(t, in.spool.Dir)
-	assertDirEntries(t, in.server.WorkDir)
+	assertDirEntries(t, in.spool.WorkDir)
 }
 
 // The agent's real Pusher, pulling the demo RTSP camera, records through

@@ -103,7 +103,7 @@ func (s *Segmenter) openSegment(f media.Frame) error {
 			t.params = t.latest
 		}
 	}
-	file, err := os.CreateTemp(s.cfg.Dir, ".segment-*.partial")
+	file, err := os.CreateTemp(s.cfg.Dir, partialPattern)
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}
@@ -111,7 +111,16 @@ func (s *Segmenter) openSegment(f media.Frame) error {
 	if start.IsZero() {
 		start = time.Now()
 	}
-	s.seg = &openSegment{file: file, tmpPath: file.Name(), start: start.UTC(), startDTS: f.DTS, seq: 1}
+	start = start.UTC()
+	if s.cfg.SessionID != "" {
+		info := partialInfo{SessionID: s.cfg.SessionID, ChannelID: s.cfg.ChannelID, Start: start}
+		if err := info.write(file.Name()); err != nil {
+			file.Close()
+			removePartial(file.Name())
+			return err
+		}
+	}
+	s.seg = &openSegment{file: file, tmpPath: file.Name(), start: start, startDTS: f.DTS, seq: 1}
 	return nil
 }
 
@@ -206,14 +215,15 @@ func (s *Segmenter) finishSegment(endDTS time.Duration, known bool) error {
 	}
 	if err := seg.file.Sync(); err != nil {
 		seg.file.Close()
-		os.Remove(seg.tmpPath)
+		removePartial(seg.tmpPath)
 		return fmt.Errorf("sync segment: %w", err)
 	}
 	if err := seg.file.Close(); err != nil {
-		os.Remove(seg.tmpPath)
+		removePartial(seg.tmpPath)
 		return fmt.Errorf("close segment: %w", err)
 	}
 	path, err := s.publish(seg.tmpPath, seg.start)
+	os.Remove(sidecarPath(seg.tmpPath))
 	if err != nil {
 		os.Remove(seg.tmpPath)
 		return err
@@ -253,7 +263,7 @@ func (s *Segmenter) abortSegment() {
 		return
 	}
 	s.seg.file.Close()
-	os.Remove(s.seg.tmpPath)
+	removePartial(s.seg.tmpPath)
 	s.seg = nil
 	for _, t := range s.tracks {
 		t.active, t.hasHeld = false, false

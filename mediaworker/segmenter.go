@@ -42,9 +42,9 @@ type Segment struct {
 // SegmenterConfig configures a Segmenter.
 type SegmenterConfig struct {
 	// Dir receives the segment files. Files being written are hidden
-	// (".segment-*.partial") and renamed to "<start>.mp4" when complete,
-	// with <start> the UTC wall clock "20060102T150405.000Z", so names sort
-	// by time.
+	// (".segment-*.partial", with a sidecar, see SessionID) and renamed to
+	// "<start>.mp4" when complete, with <start> the UTC wall clock
+	// "20060102T150405.000Z", so names sort by time.
 	Dir string
 	// Tracks are the stream's tracks, as announced in the Hello. The first
 	// track leads: segments are cut on its keyframes and its timeline
@@ -61,6 +61,11 @@ type SegmenterConfig struct {
 	// does not become one frozen frame lasting minutes. Default
 	// DefaultMaxGap.
 	MaxGap time.Duration
+	// SessionID and ChannelID name the stream in a sidecar written beside
+	// each file being written ("<partial>.json", with the segment's start),
+	// so that a worker starting after a crash can salvage the file (see
+	// Spool.WorkDir). Without a SessionID no sidecar is written.
+	SessionID, ChannelID string
 	// OnSegment is called, from WriteFrame or Close, with each segment once
 	// its file is complete — after the frame that ended it has started the
 	// next segment, so an error here loses no media. The error is returned

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/opennvr/vms/apiclient"
 	"github.com/opennvr/vms/recording"
 )
@@ -38,9 +40,15 @@ type spooled struct {
 // Spool keeps finished segments on local disk until they are uploaded and
 // reported, retrying both forever with capped backoff: a segment leaves the
 // spool only once the control plane has recorded it. Segments spooled
-// before a restart are picked up by the next Run.
+// before a restart are picked up by the next Run, and so is what a worker
+// that died was still writing: Run salvages each partial segment file in
+// WorkDir up to its last whole fragment.
 type Spool struct {
-	Dir      string
+	// Dir holds the segments waiting for upload.
+	Dir string
+	// WorkDir holds the segments streams are writing, a folder per session
+	// (Server writes there).
+	WorkDir  string
 	Uploader Uploader
 	Control  ControlPlane
 	Logger   *slog.Logger
@@ -55,6 +63,9 @@ type Spool struct {
 	// leftovers is what an earlier process left in Dir, read before this
 	// process can Add anything so that no segment is queued twice.
 	leftovers []spooled
+	// partials are the files an earlier process was writing in WorkDir,
+	// listed before this process can write any (see sessionDir).
+	partials []string
 }
 
 func (s *Spool) init() {
@@ -75,27 +86,61 @@ func (s *Spool) init() {
 		// entry is already safe on disk.
 		s.queue = make(chan spooled, 4096)
 		s.leftovers = s.scan()
-		s.pending.Add(len(s.leftovers))
+		s.partials = s.listPartials()
+		s.pending.Add(len(s.leftovers) + len(s.partials))
 	})
+}
+
+// sessionDir is the folder where the session's stream writes its
+// segments. The spool has listed what earlier processes left in WorkDir
+// when it returns, so it never salvages a file this process is writing.
+func (s *Spool) sessionDir(sessionID string) string {
+	s.init()
+	return filepath.Join(s.WorkDir, sessionID)
 }
 
 // Add moves a finished segment file into the spool and queues it.
 func (s *Spool) Add(segPath, sessionID, channelID string, r recording.SegmentReport) error {
 	s.init()
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-		return err
-	}
-	base := filepath.Join(s.Dir, strings.NewReplacer("/", "_").Replace(strings.TrimSuffix(r.Key, ".mp4")))
-	if err := os.Rename(segPath, base+".mp4"); err != nil {
-		return fmt.Errorf("spool segment: %w", err)
-	}
-	sp := spooled{SessionID: sessionID, ChannelID: channelID, Report: r, base: base}
-	if err := sp.save(); err != nil {
+	sp, err := s.store(segPath, sessionID, channelID, r)
+	if err != nil {
 		return err
 	}
 	s.pending.Add(1)
 	s.queue <- sp
 	return nil
+}
+
+// store moves a segment file into Dir beside its metadata.
+func (s *Spool) store(segPath, sessionID, channelID string, r recording.SegmentReport) (spooled, error) {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return spooled{}, err
+	}
+	base := filepath.Join(s.Dir, strings.NewReplacer("/", "_").Replace(strings.TrimSuffix(r.Key, ".mp4")))
+	if err := os.Rename(segPath, base+".mp4"); err != nil {
+		return spooled{}, fmt.Errorf("spool segment: %w", err)
+	}
+	sp := spooled{SessionID: sessionID, ChannelID: channelID, Report: r, base: base}
+	if err := sp.save(); err != nil {
+		return spooled{}, err
+	}
+	return sp, nil
+}
+
+// segmentReport is the report of a segment of the session.
+func segmentReport(s Segment, sessionID, channelID string) (recording.SegmentReport, error) {
+	session, err := uuid.Parse(sessionID)
+	if err != nil {
+		return recording.SegmentReport{}, fmt.Errorf("session id: %w", err)
+	}
+	channel, err := uuid.Parse(channelID)
+	if err != nil {
+		return recording.SegmentReport{}, fmt.Errorf("channel id: %w", err)
+	}
+	return recording.SegmentReport{
+		Key: recording.RecordingKey(channel, session, s.Start), Start: s.Start, End: s.End,
+		DurationMS: s.Duration.Milliseconds(), Size: s.Size, Codec: s.Codec,
+	}, nil
 }
 
 func (sp *spooled) save() error {
@@ -166,6 +211,7 @@ func (s *Spool) Run(ctx context.Context) error {
 		}()
 	}
 	s.recover(ctx)
+	s.salvagePartials(ctx)
 	wg.Wait()
 	return ctx.Err()
 }

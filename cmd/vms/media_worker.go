@@ -65,13 +65,11 @@ func runMediaWorker(ctx context.Context, cfg config.Config, objects *objectstore
 	}
 	spool := &mediaworker.Spool{
 		Dir:      filepath.Join(cfg.DataDir, "spool", "ready"),
+		WorkDir:  filepath.Join(cfg.DataDir, "spool", "writing"),
 		Uploader: mediaworker.ObjectUploader{Objects: objects},
 		Control:  control,
 	}
-	srv := &mediaworker.Server{
-		Control: control, Spool: spool, SegmentLength: cfg.SegmentLength,
-		WorkDir: filepath.Join(cfg.DataDir, "spool", "writing"),
-	}
+	srv := &mediaworker.Server{Control: control, Spool: spool, SegmentLength: cfg.SegmentLength}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ignoreCanceled(spool.Run(ctx)) })
 	g.Go(func() error {
