@@ -47,6 +47,11 @@ type Config struct {
 	// TEMPORAL_ADDRESS is set (VMS_TEMPORAL_BIN; empty: bin/temporal, beside
 	// the vms binary, or on PATH).
 	TemporalBin string
+	// Where vms dev's own servers listen, on 127.0.0.1 (tests move them off
+	// the defaults to run beside a vms dev).
+	DevTemporalPort   int    // VMS_TEMPORAL_PORT: Temporal dev server frontend (gRPC)
+	DevTemporalUIPort int    // VMS_TEMPORAL_UI_PORT: Temporal Web UI
+	DevS3Addr         string // VMS_S3_ADDR: embedded S3 server, host:port
 
 	DevAPIKey string // VMS_DEV_API_KEY: the dev account's key (vms dev)
 
@@ -97,6 +102,7 @@ func Load() (Config, error) {
 		TemporalTLSKey:    os.Getenv("TEMPORAL_TLS_KEY"),
 		TemporalTLSCA:     os.Getenv("TEMPORAL_TLS_CA"),
 		TemporalBin:       os.Getenv("VMS_TEMPORAL_BIN"),
+		DevS3Addr:         env("VMS_S3_ADDR", "127.0.0.1:9000"), // the name vms dev hands it to the server under, too
 		DevAPIKey:         os.Getenv("VMS_DEV_API_KEY"),
 		TokenSecret:       os.Getenv("VMS_TOKEN_SECRET"),
 		WorkerKey:         os.Getenv("VMS_WORKER_KEY"),
@@ -120,6 +126,12 @@ func Load() (Config, error) {
 		return c, err
 	}
 	if c.NVRCapacity, err = intEnv("VMS_NVR_CAPACITY", 1000); err != nil {
+		return c, err
+	}
+	if c.DevTemporalPort, err = portEnv("VMS_TEMPORAL_PORT", 7233); err != nil {
+		return c, err
+	}
+	if c.DevTemporalUIPort, err = portEnv("VMS_TEMPORAL_UI_PORT", 8233); err != nil {
 		return c, err
 	}
 	durations := []struct {
@@ -182,6 +194,14 @@ func intEnv(name string, def int) (int, error) {
 		return 0, fmt.Errorf("%s: want a positive integer, got %q", name, v)
 	}
 	return n, nil
+}
+
+func portEnv(name string, def int) (int, error) {
+	n, err := intEnv(name, def)
+	if err == nil && n > 65535 {
+		err = fmt.Errorf("%s: want a port number up to 65535, got %d", name, n)
+	}
+	return n, err
 }
 
 func hostname() string {

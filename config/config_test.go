@@ -60,3 +60,39 @@ func TestLoadS3EventSettings(t *testing.T) {
 		}
 	}
 }
+
+// vms dev's own servers keep their well-known ports unless moved, and a port
+// that cannot be one is refused rather than passed to a server.
+func TestLoadDevPorts(t *testing.T) {
+	for _, tc := range []struct {
+		temporal, ui, s3 string
+		want             []any
+		wantErr          bool
+	}{
+		{want: []any{7233, 8233, "127.0.0.1:9000"}},
+		{temporal: "17233", ui: "18233", s3: "127.0.0.1:19000", want: []any{17233, 18233, "127.0.0.1:19000"}},
+		{temporal: "70000", wantErr: true},
+		{ui: "0", wantErr: true},
+		{temporal: "http", wantErr: true},
+	} {
+		t.Setenv("VMS_TEMPORAL_PORT", tc.temporal)
+		t.Setenv("VMS_TEMPORAL_UI_PORT", tc.ui)
+		t.Setenv("VMS_S3_ADDR", tc.s3)
+		c, err := Load()
+		if tc.wantErr {
+			if err == nil {
+				t.Errorf("ports %q %q: no error", tc.temporal, tc.ui)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := []any{c.DevTemporalPort, c.DevTemporalUIPort, c.DevS3Addr}
+		for i := range tc.want {
+			if got[i] != tc.want[i] {
+				t.Errorf("setting %d = %v, want %v", i, got[i], tc.want[i])
+			}
+		}
+	}
+}

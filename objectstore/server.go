@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opennvr/vms/childproc"
 	"github.com/versity/versitygw/auth"
 	"github.com/versity/versitygw/backend/meta"
 	"github.com/versity/versitygw/backend/posix"
@@ -167,11 +168,9 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 
 // Embedded is a running S3 server child process.
 type Embedded struct {
-	cmd      *exec.Cmd
+	proc     *childproc.Process
 	endpoint string
 	stderr   *tailBuffer
-	done     chan struct{} // closed once the child has exited
-	waitErr  error         // valid after done
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -180,7 +179,7 @@ type Embedded struct {
 // process that calls Serve with cfg, passed through the VMS_S3_* environment
 // variables, and waits until it answers HTTP. ctx bounds only the start;
 // call Stop to end the child. The child also gets SIGTERM when this process
-// dies (Linux). Port 0 in Addr means a free port; an empty Addr means
+// dies (Linux; see childproc). Port 0 in Addr means a free port; an empty Addr means
 // 127.0.0.1:0. An Addr already in use is an error.
 func StartEmbedded(ctx context.Context, argv []string, cfg ServerConfig) (*Embedded, error) {
 	if len(argv) == 0 {
@@ -204,21 +203,15 @@ func StartEmbedded(ctx context.Context, argv []string, cfg ServerConfig) (*Embed
 	e := &Embedded{
 		endpoint: endpointFor(cfg.Addr),
 		stderr:   &tailBuffer{max: stderrTail},
-		done:     make(chan struct{}),
 	}
-	e.cmd = exec.Command(argv[0], argv[1:]...)
-	e.cmd.Env = append(os.Environ(), cfg.env()...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), cfg.env()...)
 	// The child's logs go to our stderr; the tail also explains a failed start.
-	e.cmd.Stdout = os.Stderr
-	e.cmd.Stderr = io.MultiWriter(os.Stderr, e.stderr)
-	setParentDeathSignal(e.cmd)
-	if err := e.cmd.Start(); err != nil {
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = io.MultiWriter(os.Stderr, e.stderr)
+	if e.proc, err = childproc.Start(cmd, syscall.SIGTERM); err != nil {
 		return nil, fmt.Errorf("objectstore: start embedded server: %w", err)
 	}
-	go func() {
-		e.waitErr = e.cmd.Wait()
-		close(e.done)
-	}()
 
 	if err := e.waitReady(ctx); err != nil {
 		_ = e.Stop()
@@ -247,9 +240,9 @@ func (e *Embedded) waitReady(ctx context.Context) error {
 			}
 		}
 		select {
-		case <-e.done:
+		case <-e.proc.Done():
 			return fmt.Errorf("objectstore: embedded server exited before it was ready (%v): %s",
-				e.waitErr, e.stderr.String())
+				e.proc.Err(), e.stderr.String())
 		case <-ctx.Done():
 			return fmt.Errorf("objectstore: embedded server not ready at %s: %w; stderr: %s",
 				e.endpoint, ctx.Err(), e.stderr.String())
@@ -261,29 +254,17 @@ func (e *Embedded) waitReady(ctx context.Context) error {
 // Endpoint is the server's base URL, e.g. http://127.0.0.1:9000.
 func (e *Embedded) Endpoint() string { return e.endpoint }
 
+// Pid is the child's process id.
+func (e *Embedded) Pid() int { return e.proc.Pid() }
+
 // Stop sends SIGTERM, waits, and kills the child if it has not exited after
 // a few seconds. It returns an error if the child exited uncleanly.
 func (e *Embedded) Stop() error {
 	e.stopOnce.Do(func() {
-		select {
-		case <-e.done:
-			// Exited on its own: report why.
-			if e.waitErr != nil {
-				e.stopErr = fmt.Errorf("objectstore: embedded server exited: %w: %s", e.waitErr, e.stderr.String())
-			}
-			return
-		default:
-		}
-		_ = e.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-e.done:
-			if e.waitErr != nil {
-				e.stopErr = fmt.Errorf("objectstore: embedded server: %w: %s", e.waitErr, e.stderr.String())
-			}
-		case <-time.After(stopGrace):
-			_ = e.cmd.Process.Kill()
-			<-e.done
+		if e.proc.Stop(stopGrace) {
 			e.stopErr = fmt.Errorf("objectstore: embedded server ignored SIGTERM for %s, killed", stopGrace)
+		} else if err := e.proc.Err(); err != nil {
+			e.stopErr = fmt.Errorf("objectstore: embedded server: %w: %s", err, e.stderr.String())
 		}
 	})
 	return e.stopErr

@@ -22,10 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -146,67 +143,25 @@ func startServer() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	hostPort := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	args := []string{"server", "start-dev",
-		"--ip", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--log-level", "error",
-		"--dynamic-config-value", "frontend.enableServerVersionCheck=false",
-	}
-	args = append(args, devserver.Args...) // the settings `vms dev` uses too
+	opts := devserver.Options{Bin: bin, Port: port, LogLevel: "error", Logger: Logger()}
 	if os.Getenv("VMS_TEMPORALTEST_UI") == "1" {
-		ui, err := freePort()
-		if err != nil {
+		if opts.UIPort, err = freePort(); err != nil {
 			return "", err
 		}
-		args = append(args, "--ui-port", strconv.Itoa(ui))
-		slog.Info("temporaltest: Web UI", "url", fmt.Sprintf("http://127.0.0.1:%d", ui))
-	} else {
-		args = append(args, "--headless")
+		slog.Info("temporaltest: Web UI", "url", fmt.Sprintf("http://127.0.0.1:%d", opts.UIPort))
 	}
-	for _, name := range contract.SearchAttributes {
-		args = append(args, "--search-attribute", name+"=Keyword")
-	}
-	cmd := exec.Command(bin, args...)
 	// The server's output only matters when it fails to come up.
 	out := &tail{max: 16 << 10}
-	cmd.Stdout, cmd.Stderr = out, out
-	setParentDeathSignal(cmd)
-	if err := startOwned(cmd); err != nil {
-		return "", fmt.Errorf("start %s: %w", bin, err)
-	}
+	opts.Output = out
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for {
-		c, err := client.DialContext(ctx, client.Options{HostPort: hostPort, Logger: Logger()})
-		if err == nil {
-			c.Close()
-			return hostPort, nil
-		}
-		select {
-		case <-ctx.Done():
-			cmd.Process.Kill()
-			return "", fmt.Errorf("dev server at %s not ready: %w; its output:\n%s", hostPort, err, out)
-		case <-time.After(50 * time.Millisecond):
-		}
+	// It runs for the rest of the test binary and dies with it.
+	srv, err := devserver.Start(ctx, opts)
+	if err != nil {
+		return "", fmt.Errorf("%w; its output:\n%s", err, out)
 	}
-}
-
-// startOwned starts cmd from a goroutine locked to its OS thread, which then
-// waits for the process. The parent-death signal fires when the thread that
-// forked the child exits; tying that thread to the child's lifetime means it
-// fires only when the test binary itself goes away.
-func startOwned(cmd *exec.Cmd) error {
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		cmd.Wait() // the server runs for the rest of the test binary
-	}()
-	return <-started
+	srv.Client.Close()
+	return srv.HostPort, nil
 }
 
 func freePort() (int, error) {

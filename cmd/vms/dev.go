@@ -45,6 +45,11 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return err
 	}
+	release, err := claimDataDir(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer release()
 	secrets, err := loadDevSecrets(cfg.DataDir)
 	if err != nil {
 		return err
@@ -82,14 +87,18 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 			return err
 		}
 		s3, err := objectstore.StartEmbedded(ctx, []string{exe, "objectstore"}, objectstore.ServerConfig{
-			Dir: filepath.Join(cfg.DataDir, "s3"), Addr: "127.0.0.1:9000", Region: cfg.S3Region,
+			Dir: filepath.Join(cfg.DataDir, "s3"), Addr: cfg.DevS3Addr, Region: cfg.S3Region,
 			AccessKey: secrets.S3AccessKey, SecretKey: secrets.S3SecretKey,
 			EventWebhookURL: hookURL,
 		})
 		if err != nil {
 			return fmt.Errorf("embedded S3: %w", err)
 		}
-		defer s3.Stop()
+		forget, err := recordChild(cfg, s3PIDFile, s3.Pid())
+		defer func() { s3.Stop(); forget() }()
+		if err != nil {
+			return err
+		}
 		cfg.S3Endpoint, cfg.S3PathStyle = s3.Endpoint(), true
 		cfg.S3AccessKey, cfg.S3SecretKey = secrets.S3AccessKey, secrets.S3SecretKey
 	}
@@ -108,20 +117,29 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 	}
 
 	var tc client.Client
-	temporalUI := "http://127.0.0.1:8233"
+	temporalUI := "http://" + loopback(cfg.DevTemporalUIPort)
 	if cfg.TemporalAddress == "" {
 		ts, err := startDevTemporal(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("temporal dev server: %w", err)
 		}
+		forget, err := recordChild(cfg, temporalPIDFile, ts.Pid())
 		// Signal the dev server the moment shutdown starts, not after the
 		// rest has stopped: a supervisor that kills us soon after must not
-		// leave it running with :7233 taken.
-		stopTemporal := sync.OnceValue(ts.Stop)
+		// leave it running with its port taken.
+		stopTemporal := sync.OnceFunc(func() {
+			if err := ts.Stop(); err != nil {
+				slog.Warn("temporal dev server stopped uncleanly", "err", err)
+			}
+			forget()
+		})
 		go func() { <-ctx.Done(); stopTemporal() }()
 		defer stopTemporal()
-		tc = ts.Client()
-		cfg.TemporalAddress = ts.FrontendHostPort()
+		if err != nil {
+			return err
+		}
+		tc = ts.Client
+		cfg.TemporalAddress = ts.HostPort
 	} else {
 		if tc, err = dialTemporal(ctx, cfg); err != nil {
 			return err

@@ -3,24 +3,22 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 
-	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/testsuite"
 
 	"github.com/opennvr/vms/config"
-	"github.com/opennvr/vms/workflows/contract"
 	"github.com/opennvr/vms/workflows/devserver"
 )
 
 // startDevTemporal starts the real Temporal dev server (SQLite in the data
-// folder, Web UI on :8233) with the search attributes the workflows use.
-func startDevTemporal(ctx context.Context, cfg config.Config) (*testsuite.DevServer, error) {
+// folder, Web UI on 127.0.0.1) with the search attributes the workflows use,
+// as a child that dies with this process.
+func startDevTemporal(ctx context.Context, cfg config.Config) (*devserver.Server, error) {
 	bin, err := temporalBinary(cfg.TemporalBin)
 	if err != nil {
 		return nil, err
@@ -29,28 +27,19 @@ func startDevTemporal(ctx context.Context, cfg config.Config) (*testsuite.DevSer
 	if err != nil {
 		return nil, err
 	}
-	attrs := make([]temporal.SearchAttributeUpdate, 0, len(contract.SearchAttributes))
-	for _, name := range contract.SearchAttributes {
-		attrs = append(attrs, temporal.NewSearchAttributeKeyKeyword(name).ValueSet(""))
-	}
-	return testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath: bin,
-		ClientOptions: &client.Options{
-			HostPort:  "127.0.0.1:7233",
-			Namespace: "default",
-			Logger:    tlog.NewStructuredLogger(slog.Default().With("component", "temporal")),
-		},
-		DBFilename:       filepath.Join(cfg.DataDir, "temporal.db"),
-		EnableUI:         true,
-		UIPort:           "8233",
-		LogLevel:         "warn",
-		SearchAttributes: temporal.NewSearchAttributes(attrs...),
-		// The same tuning the tests use: without it a one-shard dev server
-		// delays tasks by ~45 ms and some by 2 s (see package devserver).
-		ExtraArgs: devserver.Args,
-		Stdout:    logFile,
-		Stderr:    logFile,
+	defer logFile.Close() // the server writes to its own copy
+	srv, err := devserver.Start(ctx, devserver.Options{
+		Bin:        bin,
+		Port:       cfg.DevTemporalPort,
+		UIPort:     cfg.DevTemporalUIPort,
+		DBFilename: filepath.Join(cfg.DataDir, "temporal.db"),
+		Output:     logFile,
+		Logger:     tlog.NewStructuredLogger(slog.Default().With("component", "temporal")),
 	})
+	if err != nil {
+		return nil, fmt.Errorf("%w (its log: %s)", err, logFile.Name())
+	}
+	return srv, nil
 }
 
 // temporalBinary finds the dev server binary the Makefile builds, unless

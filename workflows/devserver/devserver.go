@@ -1,6 +1,7 @@
-// Package devserver holds the settings this project runs the Temporal dev
-// server (temporal server start-dev) with, shared by `vms dev` and the
-// tests' temporaltest.
+// Package devserver runs the Temporal dev server (temporal server
+// start-dev) the way this project needs it, for `vms dev` and the tests'
+// temporaltest: these settings, the search attributes, 127.0.0.1 only, and
+// as a child process that dies with its parent.
 package devserver
 
 // Args are the Temporal dev server flags the tests and `vms dev` need

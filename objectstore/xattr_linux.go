@@ -2,17 +2,8 @@ package objectstore
 
 import (
 	"os"
-	"os/exec"
 	"syscall"
 )
-
-// setParentDeathSignal makes the kernel SIGTERM the child when the parent
-// dies, so a crashed VMS or test binary leaves no orphaned S3 server.
-// (Strictly, it fires when the forking OS thread exits; Go keeps threads
-// alive unless a goroutine exits while locked to one.)
-func setParentDeathSignal(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-}
 
 // xattrSupported reports whether files in dir accept user xattrs. It sets
 // one for real: probing with a get is not enough on filesystems that
