@@ -52,7 +52,7 @@ func startDemo(ctx context.Context, st *store.Store, ag *agent.Manager, cfg conf
 		return nil, err
 	}
 	cp := &agent.ControlPlane{API: agentAPI(cfg)}
-	token, _, err := cp.IssueStreamToken(ctx, ch.ID.String(), "high")
+	token, _, err := cp.IssueStreamToken(ctx, ch.ID.String(), "high", false)
 	if err == nil {
 		_, err = ag.Start(ctx, token, "")
 	}

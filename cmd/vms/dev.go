@@ -213,7 +213,7 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 	ag := newAgent(cfg)
 	defer ag.Close()
 	g.Go(func() error { return serveHTTP(ctx, "agent", cfg.AgentAddr, agent.NewHandler(ag, slog.Default()), nil) })
-	agentControl, err := newAgentControl(cfg)
+	agentControl, err := newAgentControl(cfg, ag)
 	if err != nil {
 		return err
 	}
