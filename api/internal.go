@@ -49,6 +49,7 @@ func (s *Server) authorizeSession(c *gin.Context) {
 		TypedSearchAttributes: temporal.NewSearchAttributes(contract.ChannelIDKey.ValueSet(claims.ChannelID)),
 	}, workflows.StreamSessionWorkflow, contract.StreamInput{
 		SessionID: claims.SessionID, ChannelID: claims.ChannelID, Quality: claims.Quality, SegmentLength: s.opts.SegmentLength,
+		Record: claims.Record,
 	})
 	handle, err := s.opts.Temporal.UpdateWithStartWorkflow(c.Request.Context(), client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
@@ -177,10 +178,17 @@ func (s *Server) resolveStream(c *gin.Context) {
 		WorkerURL: claims.WorkerURL, Protocol: cam.Protocol, CameraURL: cameraURL(cam, qualities[claims.Quality](cam))})
 }
 
+// agentTokenRequest asks for a fresh token of one of the agent's channels;
+// record for the channel's continuous recording (a record stream resuming).
+type agentTokenRequest struct {
+	tokenRequest
+	Record bool `json:"record"`
+}
+
 // agentStreamToken mints a fresh token for one of the agent's channels: what
 // an agent does to reconnect after its media worker restarted.
 func (s *Server) agentStreamToken(c *gin.Context) {
-	var req tokenRequest
+	var req agentTokenRequest
 	if !bindJSON(c, &req) {
 		return
 	}
@@ -195,5 +203,5 @@ func (s *Server) agentStreamToken(c *gin.Context) {
 		failErr(c, "channel", err)
 		return
 	}
-	s.mintToken(c, ch, req.Quality)
+	s.mintToken(c, ch, req.Quality, req.Record)
 }
