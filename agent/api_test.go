@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -239,19 +240,19 @@ func TestManagerTokenSource(t *testing.T) {
 		t.Fatalf("second call without issuer = %v, want RejectedError", err)
 	}
 
-	m2 := NewManager(ManagerConfig{Resolver: &fakeResolver{}, Tokens: issuerFunc(func(_ context.Context, ch, q string) (string, string, error) {
-		return "fresh-" + ch + "-" + q, "ws://w/2", nil
+	m2 := NewManager(ManagerConfig{Resolver: &fakeResolver{}, Tokens: issuerFunc(func(_ context.Context, ch, q string, record bool) (string, string, error) {
+		return fmt.Sprintf("fresh-%s-%s-%v", ch, q, record), "ws://w/2", nil
 	})})
 	defer m2.Close()
 	ts = m2.tokenSource("first", target)
 	_, _, _ = ts(t.Context())
-	if tok, u, err := ts(t.Context()); tok != "fresh-ch-low" || u != "ws://w/2" || err != nil {
+	if tok, u, err := ts(t.Context()); tok != "fresh-ch-low-false" || u != "ws://w/2" || err != nil {
 		t.Fatalf("second call = %q %q %v", tok, u, err)
 	}
 }
 
-type issuerFunc func(ctx context.Context, channelID, quality string) (string, string, error)
+type issuerFunc func(ctx context.Context, channelID, quality string, record bool) (string, string, error)
 
-func (f issuerFunc) IssueStreamToken(ctx context.Context, channelID, quality string) (string, string, error) {
-	return f(ctx, channelID, quality)
+func (f issuerFunc) IssueStreamToken(ctx context.Context, channelID, quality string, record bool) (string, string, error) {
+	return f(ctx, channelID, quality, record)
 }

@@ -21,8 +21,9 @@ import (
 // larger ones too).
 const DefaultMaxSnapshotBytes = 10 << 20
 
-// Executor carries out control commands on the LAN: PTZ through ONVIF and
-// snapshot capture over HTTP. It is the ControlClient's Commander.
+// Executor carries out control commands on the LAN: PTZ through ONVIF,
+// snapshot capture over HTTP, and channels' record streams (see Manager.Record).
+// It is the ControlClient's Commander.
 //
 // Errors it returns go back to the API as the ack's reason (a failed
 // snapshot shows it): they name what failed and never hold credentials or
@@ -33,20 +34,31 @@ type Executor struct {
 	HTTP *http.Client
 	// MaxSnapshotBytes bounds a snapshot (default DefaultMaxSnapshotBytes).
 	MaxSnapshotBytes int64
+	// Streams runs record streams; nil refuses record commands.
+	Streams *Manager
 }
 
 // Execute runs one command.
-func (e *Executor) Execute(ctx context.Context, cmd control.Command) error {
+func (e *Executor) Execute(ctx context.Context, cmd control.Command) (control.Ack, error) {
+	if cmd.Type == control.TypeStopRecord {
+		if e.Streams == nil {
+			return control.Ack{}, nil // nothing records here
+		}
+		return control.Ack{}, e.Streams.StopRecord(ctx, cmd.ChannelID)
+	}
 	if cmd.Camera == nil {
-		return errors.New("the command carries no camera address")
+		return control.Ack{}, errors.New("the command carries no camera address")
 	}
 	switch cmd.Type {
 	case control.TypePTZ:
-		return e.PTZ(ctx, *cmd.Camera, cmd.Action, cmd.Preset, cmd.Speed)
+		return control.Ack{}, e.PTZ(ctx, *cmd.Camera, cmd.Action, cmd.Preset, cmd.Speed)
 	case control.TypeSnapshot:
-		return e.CaptureSnapshot(ctx, cmd.Camera.SnapshotURL, cmd.UploadURL)
+		return control.Ack{}, e.CaptureSnapshot(ctx, cmd.Camera.SnapshotURL, cmd.UploadURL)
+	case control.TypeRecord:
+		started, err := e.record(ctx, cmd)
+		return control.Ack{Started: started}, err
 	default:
-		return fmt.Errorf("unknown command type %q", cmd.Type)
+		return control.Ack{}, fmt.Errorf("unknown command type %q", cmd.Type)
 	}
 }
 

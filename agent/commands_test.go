@@ -82,7 +82,7 @@ func TestCaptureSnapshot(t *testing.T) {
 			var up uploadTarget
 			uploadURL := up.start(t)
 			cameraURL := strings.Replace(cam.URL, "http://", "http://viewer:p%40ss%20word@", 1) + "/snap.jpg"
-			err := (&Executor{}).Execute(context.Background(), control.Command{V: 1, ID: "c1", Type: control.TypeSnapshot,
+			_, err := (&Executor{}).Execute(context.Background(), control.Command{V: 1, ID: "c1", Type: control.TypeSnapshot,
 				CameraID: "cam", UploadURL: uploadURL, Camera: &control.Camera{SnapshotURL: cameraURL}})
 			if err != nil {
 				t.Fatal(err)

@@ -18,15 +18,17 @@ import (
 )
 
 // Commander carries out one control command (Executor is the real one).
-// The error, if any, goes back to the API as the ack's reason: it must not
-// hold credentials.
+// On success it returns the ack's result fields (Started, for a record
+// command); the ControlClient fills in the version, id and ok. The error,
+// if any, goes back to the API as the ack's reason: it must not hold
+// credentials.
 type Commander interface {
-	Execute(ctx context.Context, cmd control.Command) error
+	Execute(ctx context.Context, cmd control.Command) (control.Ack, error)
 }
 
 // ControlClient keeps the agent's control channel open: a WebSocket to the
 // API's control.Path authenticated with the agent key, over which the API
-// sends commands (PTZ, snapshot capture) and the agent answers each with an
+// sends commands (PTZ, snapshot capture, record streams) and the agent answers each with an
 // ack. It reconnects with capped exponential backoff and jitter for as long
 // as Run's context lives.
 //
@@ -229,12 +231,15 @@ func (s *controlSession) execute(ctx context.Context, cmd control.Command) (ack 
 	}()
 	ctx, cancel := context.WithTimeout(ctx, orDefault(s.c.CommandTimeout, control.ExecTimeout))
 	defer cancel()
-	if err := s.c.Commands.Execute(ctx, cmd); err != nil {
+	result, err := s.c.Commands.Execute(ctx, cmd)
+	if err != nil {
 		s.log.Warn("agent control: command failed", "command", cmd, "err", err, "ms", time.Since(start).Milliseconds())
 		return control.Failed(cmd.ID, err)
 	}
 	s.log.Info("agent control: command done", "command", cmd, "ms", time.Since(start).Milliseconds())
-	return control.Done(cmd.ID)
+	ack = control.Done(cmd.ID)
+	ack.Started = result.Started
+	return ack
 }
 
 func (s *controlSession) ack(a control.Ack) {

@@ -17,9 +17,11 @@ import (
 )
 
 // commanderFunc adapts a function to Commander.
-type commanderFunc func(ctx context.Context, cmd control.Command) error
+type commanderFunc func(ctx context.Context, cmd control.Command) (control.Ack, error)
 
-func (f commanderFunc) Execute(ctx context.Context, cmd control.Command) error { return f(ctx, cmd) }
+func (f commanderFunc) Execute(ctx context.Context, cmd control.Command) (control.Ack, error) {
+	return f(ctx, cmd)
+}
 
 // fakeAPI is the API's side of the control channel: it accepts agents with
 // the right key and hands each connection to the test.
@@ -158,7 +160,7 @@ func TestControlClientAnswersEveryCommand(t *testing.T) {
 	f := startFakeAPI(t)
 	var mu sync.Mutex
 	var ran []string
-	runClient(t, f, commanderFunc(func(_ context.Context, cmd control.Command) error {
+	runClient(t, f, commanderFunc(func(_ context.Context, cmd control.Command) (control.Ack, error) {
 		mu.Lock()
 		ran = append(ran, cmd.ID)
 		mu.Unlock()
@@ -166,9 +168,10 @@ func TestControlClientAnswersEveryCommand(t *testing.T) {
 		case "home":
 			panic("boom")
 		case "stop":
-			return errors.New("camera said no")
+			return control.Ack{}, errors.New("camera said no")
 		}
-		return nil
+		// Whatever the commander says besides, the client sets v, id and ok.
+		return control.Ack{V: 9, ID: "other", Started: cmd.Type == control.TypeRecord}, nil
 	}), nil)
 	conn := f.next()
 
@@ -177,19 +180,22 @@ func TestControlClientAnswersEveryCommand(t *testing.T) {
 		wantAck   bool
 		ok        bool
 		errPart   string
+		started   bool
 	}{
-		{"ptz", `{"v":1,"id":"a1","type":"ptz","camera_id":"c","action":"left","speed":0.5}`, true, true, ""},
-		{"failing", `{"v":1,"id":"a2","type":"ptz","camera_id":"c","action":"stop"}`, true, false, "camera said no"},
-		{"panicking", `{"v":1,"id":"a3","type":"ptz","camera_id":"c","action":"home"}`, true, false, "internal error"},
-		{"future version", `{"v":2,"id":"a4","type":"ptz","camera_id":"c","action":"left"}`, true, false, "unsupported protocol version 2"},
-		{"unknown type", `{"v":1,"id":"a5","type":"reboot","camera_id":"c"}`, true, false, `unknown command type "reboot"`},
-		{"bad action", `{"v":1,"id":"a6","type":"ptz","camera_id":"c","action":"somersault"}`, true, false, "action must be one of"},
-		{"preset without n", `{"v":1,"id":"a7","type":"ptz","camera_id":"c","action":"preset"}`, true, false, "needs preset"},
-		{"snapshot without URL", `{"v":1,"id":"a8","type":"snapshot","camera_id":"c"}`, true, false, "upload_url"},
-		{"wrong field type", `{"v":1,"id":"a9","type":"ptz","camera_id":"c","action":"preset","preset":"two"}`, true, false, "malformed command"},
-		{"not JSON", `{{{`, false, false, ""},
-		{"no id", `{"v":1,"type":"ptz","camera_id":"c","action":"left"}`, false, false, ""},
-		{"array", `[1,2,3]`, false, false, ""},
+		{"ptz", `{"v":1,"id":"a1","type":"ptz","camera_id":"c","action":"left","speed":0.5}`, true, true, "", false},
+		{"failing", `{"v":1,"id":"a2","type":"ptz","camera_id":"c","action":"stop"}`, true, false, "camera said no", false},
+		{"panicking", `{"v":1,"id":"a3","type":"ptz","camera_id":"c","action":"home"}`, true, false, "internal error", false},
+		{"future version", `{"v":2,"id":"a4","type":"ptz","camera_id":"c","action":"left"}`, true, false, "unsupported protocol version 2", false},
+		{"unknown type", `{"v":1,"id":"a5","type":"reboot","camera_id":"c"}`, true, false, `unknown command type "reboot"`, false},
+		{"bad action", `{"v":1,"id":"a6","type":"ptz","camera_id":"c","action":"somersault"}`, true, false, "action must be one of", false},
+		{"preset without n", `{"v":1,"id":"a7","type":"ptz","camera_id":"c","action":"preset"}`, true, false, "needs preset", false},
+		{"snapshot without URL", `{"v":1,"id":"a8","type":"snapshot","camera_id":"c"}`, true, false, "upload_url", false},
+		{"record", `{"v":1,"id":"r1","type":"record","camera_id":"c","channel_id":"ch","quality":"high"}`, true, true, "", true},
+		{"record without quality", `{"v":1,"id":"r2","type":"record","camera_id":"c","channel_id":"ch"}`, true, false, "quality", false},
+		{"wrong field type", `{"v":1,"id":"a9","type":"ptz","camera_id":"c","action":"preset","preset":"two"}`, true, false, "malformed command", false},
+		{"not JSON", `{{{`, false, false, "", false},
+		{"no id", `{"v":1,"type":"ptz","camera_id":"c","action":"left"}`, false, false, "", false},
+		{"array", `[1,2,3]`, false, false, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,8 +210,8 @@ func TestControlClientAnswersEveryCommand(t *testing.T) {
 			if !got {
 				return
 			}
-			if ack.V != control.Version || ack.OK != tt.ok || !strings.Contains(ack.Error, tt.errPart) {
-				t.Fatalf("ack %+v, want ok=%v error containing %q", ack, tt.ok, tt.errPart)
+			if ack.V != control.Version || ack.OK != tt.ok || !strings.Contains(ack.Error, tt.errPart) || ack.Started != tt.started {
+				t.Fatalf("ack %+v, want ok=%v started=%v error containing %q", ack, tt.ok, tt.started, tt.errPart)
 			}
 		})
 	}
@@ -218,7 +224,7 @@ func TestControlClientAnswersEveryCommand(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if strings.Join(ran, ",") != "a1,a2,a3,last" {
+	if strings.Join(ran, ",") != "a1,a2,a3,r1,last" {
 		t.Fatalf("commands run: %v, want only the valid ones", ran)
 	}
 }
@@ -228,7 +234,7 @@ func TestControlClientAnswersEveryCommand(t *testing.T) {
 func TestControlClientReconnects(t *testing.T) {
 	f := startFakeAPI(t)
 	f.refuse = 2
-	runClient(t, f, commanderFunc(func(context.Context, control.Command) error { return nil }), nil)
+	runClient(t, f, commanderFunc(func(context.Context, control.Command) (control.Ack, error) { return control.Ack{}, nil }), nil)
 	for i := range 3 {
 		conn := f.next()
 		if ack, ok := exchange(t, conn, `{"v":1,"id":"x","type":"ptz","camera_id":"c","action":"up"}`, 5*time.Second); !ok || !ack.OK {
@@ -252,7 +258,7 @@ func TestControlClientReconnects(t *testing.T) {
 // is given up after three ping intervals, and the agent reconnects.
 func TestControlClientDropsSilentConnection(t *testing.T) {
 	f := startFakeAPI(t)
-	runClient(t, f, commanderFunc(func(context.Context, control.Command) error { return nil }), func(c *ControlClient) {
+	runClient(t, f, commanderFunc(func(context.Context, control.Command) (control.Ack, error) { return control.Ack{}, nil }), func(c *ControlClient) {
 		c.PingInterval = 50 * time.Millisecond
 	})
 	f.next() // never read from: its pings go unanswered
@@ -267,12 +273,12 @@ func TestControlClientDropsSilentConnection(t *testing.T) {
 func TestControlClientBoundsInFlight(t *testing.T) {
 	f := startFakeAPI(t)
 	release := make(chan struct{})
-	runClient(t, f, commanderFunc(func(ctx context.Context, _ control.Command) error {
+	runClient(t, f, commanderFunc(func(ctx context.Context, _ control.Command) (control.Ack, error) {
 		select {
 		case <-release:
 		case <-ctx.Done():
 		}
-		return nil
+		return control.Ack{}, nil
 	}), func(c *ControlClient) { c.MaxInFlight = 1 })
 	conn := f.next()
 	if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"v":1,"id":"slow","type":"ptz","camera_id":"c","action":"up"}`)); err != nil {

@@ -39,13 +39,19 @@ func (c *ControlPlane) ResolveStream(ctx context.Context, token string) (StreamT
 		WorkerURL: r.WorkerURL, CameraURL: r.CameraURL, Protocol: r.Protocol}, nil
 }
 
-// IssueStreamToken gets a fresh token for one of the agent's channels.
-func (c *ControlPlane) IssueStreamToken(ctx context.Context, channelID, quality string) (string, string, error) {
+// IssueStreamToken gets a fresh token for one of the agent's channels;
+// record asks for a token of the channel's continuous recording.
+func (c *ControlPlane) IssueStreamToken(ctx context.Context, channelID, quality string, record bool) (string, string, error) {
 	var r struct {
 		Token     string `json:"token"`
 		WorkerURL string `json:"worker_url"`
 	}
-	err := c.API.Post(ctx, "/internal/v1/agent/stream-tokens", map[string]string{"channel_id": channelID, "quality": quality}, &r)
+	req := struct {
+		ChannelID string `json:"channel_id"`
+		Quality   string `json:"quality"`
+		Record    bool   `json:"record,omitempty"`
+	}{channelID, quality, record}
+	err := c.API.Post(ctx, "/internal/v1/agent/stream-tokens", req, &r)
 	var apiErr *apiclient.Error
 	if errors.As(err, &apiErr) && apiErr.Permanent() {
 		return "", "", &RejectedError{Reason: apiErr.Message}

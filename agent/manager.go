@@ -28,6 +28,9 @@ type StreamTarget struct {
 	Protocol string
 	// Transport is the RTSP transport (see RTSPSource.Transport).
 	Transport string
+	// Record: the stream is a channel's continuous recording, started by a
+	// record command (see Manager.Record), not by an app.
+	Record bool
 }
 
 // Resolver asks the control plane what a stream token grants.
@@ -42,8 +45,9 @@ type Resolver interface {
 // resume after its worker connection ends (tokens are single-use).
 type TokenIssuer interface {
 	// IssueStreamToken returns a new token and the worker URL it is valid
-	// for. An error wrapping a *RejectedError ends the stream for good.
-	IssueStreamToken(ctx context.Context, channelID, quality string) (token, workerURL string, err error)
+	// for; record asks for a token of the channel's continuous recording.
+	// An error wrapping a *RejectedError ends the stream for good.
+	IssueStreamToken(ctx context.Context, channelID, quality string, record bool) (token, workerURL string, err error)
 }
 
 // Errors Manager.Start and Manager.Stop return; the HTTP API maps them to
@@ -61,6 +65,7 @@ type StreamInfo struct {
 	SessionID       string     `json:"session_id"`
 	ChannelID       string     `json:"channel_id"`
 	Quality         string     `json:"quality,omitempty"`
+	Record          bool       `json:"record,omitempty"`
 	Camera          string     `json:"camera"`
 	Status          PushState  `json:"status"`
 	WorkerSessionID string     `json:"worker_session_id,omitempty"`
@@ -89,7 +94,8 @@ type ManagerConfig struct {
 	KeepEnded time.Duration
 }
 
-// Manager runs one Pusher per stream session.
+// Manager runs one Pusher per stream session: the streams apps start
+// (Start) and the channels' continuous recordings (Record).
 type Manager struct {
 	cfg    ManagerConfig
 	log    *slog.Logger
@@ -99,14 +105,17 @@ type Manager struct {
 
 	mu      sync.Mutex
 	closed  bool
-	streams map[string]*stream
+	streams map[string]*stream // by session id
+	records map[string]*stream // the latest record stream of each channel
 }
 
 type stream struct {
 	target  StreamTarget
 	pusher  *Pusher
 	cancel  context.CancelFunc
+	opened  chan struct{} // closed once the camera first delivered its tracks
 	done    chan struct{}
+	err     error // what ended Run; set before done closes
 	started time.Time
 	ended   time.Time // zero while running; guarded by Manager.mu
 }
@@ -123,7 +132,8 @@ func NewManager(cfg ManagerConfig) *Manager {
 		cfg.KeepEnded = 10 * time.Minute
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, streams: make(map[string]*stream)}
+	return &Manager{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel,
+		streams: make(map[string]*stream), records: make(map[string]*stream)}
 }
 
 // NewSource returns the Source for a target: RTSPSource for rtsp and
@@ -188,12 +198,21 @@ func (m *Manager) Start(ctx context.Context, token, cameraURL string) (StreamInf
 		return StreamInfo{}, ErrStreamExists
 	}
 
-	p := &Pusher{Source: src, Tokens: m.tokenSource(token, target), Logger: log}
+	return m.infoLocked(m.launchLocked(target, token, src, log)), nil
+}
+
+// launchLocked starts pushing target from src, the first connection with
+// token.
+func (m *Manager) launchLocked(target StreamTarget, token string, src Source, log *slog.Logger) *stream {
+	s := &stream{target: target, opened: make(chan struct{}), done: make(chan struct{}), started: time.Now()}
+	var opened sync.Once
+	p := &Pusher{Source: src, Tokens: m.tokenSource(token, target), Logger: log,
+		EndOnCameraFailure: target.Record, OnCameraOpen: func() { opened.Do(func() { close(s.opened) }) }}
 	if m.cfg.TunePusher != nil {
 		m.cfg.TunePusher(p)
 	}
 	sctx, cancel := context.WithCancel(m.ctx)
-	s := &stream{target: target, pusher: p, cancel: cancel, done: make(chan struct{}), started: time.Now()}
+	s.pusher, s.cancel = p, cancel
 	m.streams[target.SessionID] = s
 	m.wg.Add(1)
 	go func() {
@@ -201,7 +220,7 @@ func (m *Manager) Start(ctx context.Context, token, cameraURL string) (StreamInf
 		defer close(s.done)
 		err := p.Run(sctx)
 		m.mu.Lock()
-		s.ended = time.Now()
+		s.ended, s.err = time.Now(), err
 		m.mu.Unlock()
 		if err != nil && !errors.Is(err, context.Canceled) {
 			log.Warn("stream ended", "err", err)
@@ -209,8 +228,8 @@ func (m *Manager) Start(ctx context.Context, token, cameraURL string) (StreamInf
 			log.Info("stream stopped")
 		}
 	}()
-	log.Info("stream started", "camera", RedactURL(target.CameraURL), "worker", RedactURL(target.WorkerURL))
-	return m.infoLocked(s), nil
+	log.Info("stream started", "camera", RedactURL(target.CameraURL), "worker", RedactURL(target.WorkerURL), "record", target.Record)
+	return s
 }
 
 // tokenSource hands out the app's token first, then fresh ones.
@@ -224,7 +243,7 @@ func (m *Manager) tokenSource(first string, t StreamTarget) TokenSource {
 		if m.cfg.Tokens == nil {
 			return "", "", &RejectedError{Code: 0, Reason: "token used and no token issuer configured"}
 		}
-		return m.cfg.Tokens.IssueStreamToken(ctx, t.ChannelID, t.Quality)
+		return m.cfg.Tokens.IssueStreamToken(ctx, t.ChannelID, t.Quality, t.Record)
 	}
 }
 
@@ -251,19 +270,33 @@ func (m *Manager) List() []StreamInfo {
 func (m *Manager) Stop(ctx context.Context, sessionID string) error {
 	m.mu.Lock()
 	s, ok := m.streams[sessionID]
-	if ok {
-		delete(m.streams, sessionID)
-	}
 	m.mu.Unlock()
 	if !ok {
 		return ErrStreamNotFound
 	}
+	return m.stop(ctx, s)
+}
+
+// stop forgets s, ends it and waits for it to close its connections.
+func (m *Manager) stop(ctx context.Context, s *stream) error {
+	m.mu.Lock()
+	m.forgetLocked(s)
+	m.mu.Unlock()
 	s.cancel()
 	select {
 	case <-s.done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+func (m *Manager) forgetLocked(s *stream) {
+	if m.streams[s.target.SessionID] == s {
+		delete(m.streams, s.target.SessionID)
+	}
+	if m.records[s.target.ChannelID] == s {
+		delete(m.records, s.target.ChannelID)
 	}
 }
 
@@ -277,9 +310,9 @@ func (m *Manager) Close() {
 }
 
 func (m *Manager) pruneLocked(now time.Time) {
-	for id, s := range m.streams {
+	for _, s := range m.streams {
 		if !s.ended.IsZero() && now.Sub(s.ended) > m.cfg.KeepEnded {
-			delete(m.streams, id)
+			m.forgetLocked(s)
 		}
 	}
 }
@@ -290,6 +323,7 @@ func (m *Manager) infoLocked(s *stream) StreamInfo {
 		SessionID:       s.target.SessionID,
 		ChannelID:       s.target.ChannelID,
 		Quality:         s.target.Quality,
+		Record:          s.target.Record,
 		Camera:          RedactURL(s.target.CameraURL),
 		Status:          st.State,
 		WorkerSessionID: st.WorkerSessionID,
@@ -302,7 +336,7 @@ func (m *Manager) infoLocked(s *stream) StreamInfo {
 	if !s.ended.IsZero() {
 		e := s.ended.UTC()
 		info.EndedAt = &e
-		if st.State != PushRejected {
+		if st.State != PushRejected && st.State != PushFailed {
 			info.Status = PushStopped
 		}
 	}

@@ -86,7 +86,7 @@ func (s *MJPEGSource) Run(ctx context.Context, onTracks func([]media.Track) erro
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("mjpeg: get %s: status %s", redacted, resp.Status)
+		return fmt.Errorf("mjpeg: get %s: %w", redacted, &httpStatusError{Code: resp.StatusCode, Status: resp.Status})
 	}
 	mediaType, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if err != nil || !strings.HasPrefix(mediaType, "multipart/") || params["boundary"] == "" {

@@ -54,7 +54,16 @@ const (
 	PushRetrying   PushState = "retrying"   // waiting out a backoff
 	PushStopped    PushState = "stopped"    // Run's context ended
 	PushRejected   PushState = "rejected"   // a RejectedError ended Run
+	PushFailed     PushState = "failed"     // the camera failed and EndOnCameraFailure ended Run
 )
+
+// CameraError is a failure of the camera side of an attempt: the camera
+// could not be reached, refused the credentials, or ended its stream. A
+// Pusher retries it unless EndOnCameraFailure is set.
+type CameraError struct{ Err error }
+
+func (e *CameraError) Error() string { return e.Err.Error() }
+func (e *CameraError) Unwrap() error { return e.Err }
 
 // PushStatus is a snapshot of a Pusher.
 type PushStatus struct {
@@ -99,6 +108,11 @@ const writeTimeout = 10 * time.Second
 // capped exponential backoff with jitter (MinBackoff doubling to
 // MaxBackoff), so every attempt begins with a keyframe and fresh tracks.
 //
+// With EndOnCameraFailure (record streams: their supervisor retries with
+// its own backoff and shows the error) a camera failure ends Run with the
+// *CameraError instead; worker failures are still retried. A camera that
+// changed its stream parameters (ErrTracksChanged) is not a failure.
+//
 // Back-pressure: frames wait in a queue bounded by QueueFrames and
 // QueueBytes. When the worker reads slower than the camera sends and the
 // queue is full, the Pusher drops the frame and every following non-key
@@ -120,6 +134,12 @@ type Pusher struct {
 	MinBackoff   time.Duration // default DefaultMinBackoff
 	MaxBackoff   time.Duration // default DefaultMaxBackoff
 	PingInterval time.Duration // default media.KeepaliveTimeout / 4
+
+	// EndOnCameraFailure: a camera failure ends Run (see above).
+	EndOnCameraFailure bool
+	// OnCameraOpen, if set, is called at every attempt once the camera
+	// delivered its tracks, before the worker is dialled.
+	OnCameraOpen func()
 
 	mu     sync.Mutex
 	status PushStatus
@@ -153,8 +173,9 @@ func (p *Pusher) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// Run streams until ctx ends (returning ctx.Err()) or the stream is
-// rejected (returning the *RejectedError).
+// Run streams until ctx ends (returning ctx.Err()), the stream is rejected
+// (returning the *RejectedError) or, with EndOnCameraFailure, the camera
+// fails (returning the *CameraError).
 func (p *Pusher) Run(ctx context.Context) error {
 	if p.Source == nil || p.Tokens == nil {
 		return errors.New("pusher: Source and Tokens are required")
@@ -188,6 +209,14 @@ func (p *Pusher) Run(ctx context.Context) error {
 			log.Warn("stream rejected; not retrying", "code", rej.Code, "reason", rej.Reason)
 			return rej
 		}
+		if camErr, ok := errors.AsType[*CameraError](err); ok && p.EndOnCameraFailure {
+			p.setStatus(func(s *PushStatus) {
+				s.State = PushFailed
+				s.LastError = camErr.Error()
+			})
+			log.Warn("camera failed; the stream ends", "err", camErr)
+			return camErr
+		}
 		if liveFor >= healthyAfter {
 			bo.reset()
 		}
@@ -211,16 +240,22 @@ func (p *Pusher) attempt(parent context.Context) (time.Duration, error) {
 	defer cancel(nil)
 
 	var (
-		ws     *workerConn
-		liveAt time.Time
+		ws        *workerConn
+		liveAt    time.Time
+		workerErr error // the worker side failed in onTracks
 	)
 	onTracks := func(tracks []media.Track) error {
+		if p.OnCameraOpen != nil {
+			p.OnCameraOpen()
+		}
 		token, workerURL, err := p.Tokens(ctx)
 		if err != nil {
-			return fmt.Errorf("stream token: %w", err)
+			workerErr = fmt.Errorf("stream token: %w", err)
+			return workerErr
 		}
 		conn, welcome, err := p.dial(ctx, workerURL, token, tracks)
 		if err != nil {
+			workerErr = err
 			return err
 		}
 		ws = p.newWorkerConn(conn)
@@ -243,9 +278,16 @@ func (p *Pusher) attempt(parent context.Context) (time.Duration, error) {
 	}
 
 	err := p.Source.Run(ctx, onTracks, onFrame)
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		// The worker connection failed (its cause) or parent ended.
 		err = context.Cause(ctx)
+	case workerErr != nil:
+		err = workerErr
+	case err == nil:
+		err = &CameraError{Err: errors.New("the camera ended its stream")}
+	case !errors.Is(err, ErrTracksChanged):
+		err = &CameraError{Err: err}
 	}
 	if ws != nil {
 		code, reason := websocket.CloseNormalClosure, "stream stopped"
@@ -259,9 +301,6 @@ func (p *Pusher) attempt(parent context.Context) (time.Duration, error) {
 	var live time.Duration
 	if !liveAt.IsZero() {
 		live = time.Since(liveAt)
-	}
-	if err == nil {
-		err = errors.New("source ended")
 	}
 	return live, err
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/opennvr/vms/control"
 	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
 )
 
 // agentHub holds this replica's agent control connections. Each connection
@@ -77,14 +80,16 @@ func (s *Server) agentControl(c *gin.Context) {
 		ac.closeWith(websocket.CloseTryAgainLater, "shutting down")
 		return
 	}
+	log := slog.With("agent", ag.ID.String())
 	defer h.wg.Done()
-	defer h.remove(ac)
+	defer func() {
+		if h.remove(ac) {
+			ac.setOnline(false)
+		}
+	}()
 	defer ac.close()
 
-	log := slog.With("agent", ag.ID.String())
-	if err := s.opts.Store.TouchAgent(h.ctx, ag.ID); err != nil {
-		log.Warn("agent control: could not record last seen", "err", err)
-	}
+	ac.setOnline(true)
 	w := worker.New(s.opts.Temporal, control.TaskQueue(ag.ID.String()), worker.Options{
 		// One agent's commands are few: one poller, a handful in flight.
 		// Every connected agent costs one long poll on the Temporal frontend.
@@ -103,6 +108,9 @@ func (s *Server) agentControl(c *gin.Context) {
 	// flight end at once and the stop does not wait for them.
 	defer w.Stop()
 	log.Info("agent control: connected")
+	// The supervisors of the agent's channels resume recording now that
+	// their commands can be delivered; the connection does not wait.
+	h.wg.Go(func() { h.announceOnline(ag.ID) })
 	var pinger sync.WaitGroup
 	pinger.Go(func() { ac.keepalive(s.pingInterval()) })
 	err = ac.readLoop()
@@ -127,11 +135,28 @@ func (h *agentHub) add(ac *agentConn) bool {
 	return true
 }
 
-func (h *agentHub) remove(ac *agentConn) {
+// remove forgets ac, reporting whether it was still its agent's connection.
+func (h *agentHub) remove(ac *agentConn) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.conns[ac.agent.ID] == ac {
 		delete(h.conns, ac.agent.ID)
+		return true
+	}
+	return false
+}
+
+// announceOnline signals contract.SignalAgentOnline to the supervisor of
+// every channel whose camera the agent pulls, so that each resumes
+// recording at once rather than at its next retry (a few at a time:
+// thousands of channels may come back together).
+func (h *agentHub) announceOnline(agentID uuid.UUID) {
+	ids, err := h.s.opts.Store.ChannelIDsByAgent(h.ctx, agentID)
+	if err == nil {
+		err = workflows.SignalChannels(h.ctx, h.s.opts.Temporal, ids, contract.SignalAgentOnline)
+	}
+	if err != nil && h.ctx.Err() == nil {
+		slog.Warn("agent control: telling the agent's channel supervisors it is online", "agent", agentID.String(), "err", err)
 	}
 }
 
@@ -154,6 +179,9 @@ type agentConn struct {
 	ws    *websocket.Conn
 
 	writeMu sync.Mutex
+
+	heard   atomic.Int64 // unix nanoseconds the agent last showed life
+	stamped time.Time    // when setOnline last wrote; owned by keepalive
 
 	mu      sync.Mutex
 	pending map[string]chan control.Ack // command id → waiting delivery
@@ -182,7 +210,11 @@ func (ac *agentConn) closeWith(code int, reason string) {
 // sends is logged and dropped: the agent cannot make the API do anything
 // over this channel.
 func (ac *agentConn) readLoop() error {
-	extend := func() { _ = ac.ws.SetReadDeadline(time.Now().Add(ac.hub.s.keepaliveTimeout())) }
+	extend := func() {
+		now := time.Now()
+		ac.heard.Store(now.UnixNano())
+		_ = ac.ws.SetReadDeadline(now.Add(ac.hub.s.keepaliveTimeout()))
+	}
 	extend()
 	ac.ws.SetReadLimit(64 << 10)
 	ac.ws.SetPongHandler(func(string) error { extend(); return nil })
@@ -217,7 +249,23 @@ func (ac *agentConn) readLoop() error {
 	}
 }
 
-// keepalive pings the agent until the connection closes.
+// setOnline records the agent's online state and that it was seen now.
+// Its own context: the offline mark must be written even as the hub shuts
+// down.
+func (ac *agentConn) setOnline(online bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ac.hub.ctx), 5*time.Second)
+	defer cancel()
+	ac.stamped = time.Now()
+	if err := ac.hub.s.opts.Store.SetAgentOnline(ctx, ac.agent.ID, online); err != nil {
+		slog.Warn("agent control: cannot record the agent's online state", "agent", ac.agent.ID.String(), "online", online, "err", err)
+	}
+}
+
+// keepalive pings the agent until the connection closes, and once per
+// interval in which the agent showed life stamps it online again: that
+// refreshes last_seen_at (at most once per interval), and repairs an
+// offline mark written by a replica whose older connection of the agent
+// closed after this one opened.
 func (ac *agentConn) keepalive(interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -232,6 +280,9 @@ func (ac *agentConn) keepalive(interval time.Duration) {
 			if err != nil {
 				ac.close()
 				return
+			}
+			if time.Unix(0, ac.heard.Load()).After(ac.stamped) {
+				ac.setOnline(true)
 			}
 		}
 	}
@@ -294,8 +345,9 @@ func (ac *agentConn) deliver(ctx context.Context, cmd control.Command) (control.
 }
 
 // withCamera returns cmd with Camera filled from the database: what the
-// agent needs to reach the camera, credentials included. Only a camera of
-// this agent is ever sent to it.
+// agent needs to reach the camera, credentials included (and, for a record
+// command, Stream). Only a camera of this agent is ever sent to it; a
+// stop-record command needs only that check.
 func (ac *agentConn) withCamera(ctx context.Context, cmd control.Command) (control.Command, error) {
 	id, err := uuid.Parse(cmd.CameraID)
 	if err != nil {
@@ -308,16 +360,47 @@ func (ac *agentConn) withCamera(ctx context.Context, cmd control.Command) (contr
 	if err != nil {
 		return cmd, fmt.Errorf("read camera: %w", err)
 	}
-	access := &control.Camera{Username: cam.Username, Password: cam.Password}
 	switch cmd.Type {
 	case control.TypePTZ:
-		access.ONVIF = net.JoinHostPort(cam.Host, strconv.Itoa(cam.Port))
+		cmd.Camera = &control.Camera{Username: cam.Username, Password: cam.Password,
+			ONVIF: net.JoinHostPort(cam.Host, strconv.Itoa(cam.Port))}
 	case control.TypeSnapshot:
 		if cam.SnapshotURL == "" {
 			return cmd, temporal.NewNonRetryableApplicationError("the camera has no snapshot_url", control.ErrBadCommand, nil)
 		}
-		access.SnapshotURL = withCredentials(cam.SnapshotURL, cam.Username, cam.Password)
+		cmd.Camera = &control.Camera{SnapshotURL: withCredentials(cam.SnapshotURL, cam.Username, cam.Password)}
+	case control.TypeRecord:
+		return ac.withStream(ctx, cmd, cam)
 	}
-	cmd.Camera = access
+	return cmd, nil
+}
+
+// withStream fills a record command: the camera stream of the command's
+// quality, credentials included, and a fresh record token for a new session
+// of the channel on its NVR's media worker.
+func (ac *agentConn) withStream(ctx context.Context, cmd control.Command, cam *store.Camera) (control.Command, error) {
+	bad := func(msg string) (control.Command, error) {
+		return cmd, temporal.NewNonRetryableApplicationError(msg, control.ErrBadCommand, nil)
+	}
+	chID, err := uuid.Parse(cmd.ChannelID)
+	if err != nil {
+		return bad("channel_id is not a UUID")
+	}
+	ch, err := ac.hub.s.opts.Store.GetChannel(ctx, ac.agent.AccountID, chID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && ch.CameraID != cam.ID) {
+		return bad("the channel is not one of this camera")
+	}
+	if err != nil {
+		return cmd, fmt.Errorf("read channel: %w", err)
+	}
+	claims, token, err := ac.hub.s.newSession(ctx, ch, cmd.Quality, true)
+	if se, ok := errors.AsType[*sessionError](err); ok {
+		return bad(se.message)
+	}
+	if err != nil {
+		return cmd, err
+	}
+	cmd.Camera = &control.Camera{StreamURL: cameraURL(cam, streamPath(cam, cmd.Quality)), Protocol: cam.Protocol}
+	cmd.Stream = &control.Stream{Token: token, SessionID: claims.SessionID, WorkerURL: claims.WorkerURL}
 	return cmd, nil
 }

@@ -53,8 +53,11 @@ type cameraView struct {
 	RecordingURL string      `json:"recording_url"`
 	PTZ          bool        `json:"ptz"`
 	AgentID      *uuid.UUID  `json:"agent_id"`
-	CreatedAt    time.Time   `json:"created_at"`
-	UpdatedAt    time.Time   `json:"updated_at"`
+	// AgentOnline: the camera's agent holds a control connection to the
+	// API (see agentOnline).
+	AgentOnline bool      `json:"agent_online"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 func viewCamera(c *store.Camera) cameraView {
@@ -65,6 +68,44 @@ func viewCamera(c *store.Camera) cameraView {
 		SnapshotURL: redactURL(c.SnapshotURL), RecordingURL: redactURL(c.RecordingURL),
 		PTZ: c.PTZ, AgentID: c.AgentID, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
+}
+
+// viewCameras is cams as the API shows them, with their agents' online
+// state; it answers and reports false when that cannot be read.
+func (s *Server) viewCameras(c *gin.Context, cams []store.Camera) ([]cameraView, bool) {
+	agents, err := s.opts.Store.ListAgents(c.Request.Context(), account(c).ID)
+	if err != nil {
+		failErr(c, "agents", err)
+		return nil, false
+	}
+	online := make(map[uuid.UUID]bool, len(agents))
+	now := time.Now()
+	for i := range agents {
+		online[agents[i].ID] = s.agentOnline(&agents[i], now)
+	}
+	out := make([]cameraView, len(cams))
+	for i := range cams {
+		out[i] = viewCamera(&cams[i])
+		out[i].AgentOnline = cams[i].AgentID != nil && online[*cams[i].AgentID]
+	}
+	return out, true
+}
+
+// respondCamera answers with cam as the API shows it.
+func (s *Server) respondCamera(c *gin.Context, status int, cam *store.Camera) {
+	if views, ok := s.viewCameras(c, []store.Camera{*cam}); ok {
+		c.JSON(status, views[0])
+	}
+}
+
+// agentOnline: an API replica holds the agent's control connection. The
+// replica stamps the agent online on connect and again every ping interval
+// while the agent answers, and offline on disconnect; a replica that died
+// cannot write the offline mark, so an online mark older than the
+// keepalive timeout (three ping intervals, after which a replica drops a
+// silent agent) counts as offline.
+func (s *Server) agentOnline(a *store.Agent, now time.Time) bool {
+	return a.Online && a.LastSeenAt != nil && now.Sub(*a.LastSeenAt) < s.keepaliveTimeout()
 }
 
 // redactURL hides a password embedded in a URL.
@@ -236,7 +277,7 @@ func (s *Server) createCamera(c *gin.Context) {
 		failErr(c, "camera", err)
 		return
 	}
-	c.JSON(http.StatusCreated, viewCamera(cam))
+	s.respondCamera(c, http.StatusCreated, cam)
 }
 
 // camera reads the :id camera of the caller's account, or answers.
@@ -255,7 +296,7 @@ func (s *Server) camera(c *gin.Context) (*store.Camera, bool) {
 
 func (s *Server) getCamera(c *gin.Context) {
 	if cam, ok := s.camera(c); ok {
-		c.JSON(http.StatusOK, viewCamera(cam))
+		s.respondCamera(c, http.StatusOK, cam)
 	}
 }
 
@@ -269,9 +310,9 @@ func (s *Server) listCameras(c *gin.Context) {
 		failErr(c, "cameras", err)
 		return
 	}
-	items := make([]cameraView, len(cams))
-	for i := range cams {
-		items[i] = viewCamera(&cams[i])
+	items, ok := s.viewCameras(c, cams)
+	if !ok {
+		return
 	}
 	c.JSON(http.StatusOK, listBody[cameraView]{Items: items, NextCursor: next})
 }
@@ -296,7 +337,7 @@ func (s *Server) updateCamera(c *gin.Context) {
 		failErr(c, "camera", err)
 		return
 	}
-	c.JSON(http.StatusOK, viewCamera(cam))
+	s.respondCamera(c, http.StatusOK, cam)
 }
 
 func (s *Server) deleteCamera(c *gin.Context) {
@@ -314,4 +355,11 @@ func (s *Server) deleteCamera(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// streamPath is the camera's stream path for a quality ("" when it has
+// none or the quality is unknown).
+func streamPath(cam *store.Camera, quality string) string {
+	path, _ := cam.StreamPath(quality)
+	return path
 }

@@ -94,7 +94,7 @@ func (r channelPatch) apply(c *gin.Context, ch *store.Channel, cam *store.Camera
 		}
 		ch.RecordQuality = *r.RecordQuality
 	case creating:
-		i := slices.IndexFunc(contract.RecordQualities, func(q string) bool { return qualities[q](cam) != "" })
+		i := slices.IndexFunc(contract.RecordQualities, func(q string) bool { return streamPath(cam, q) != "" })
 		if i >= 0 {
 			ch.RecordQuality = contract.RecordQualities[i]
 		} else if r.Recording == nil {
@@ -102,7 +102,7 @@ func (r channelPatch) apply(c *gin.Context, ch *store.Channel, cam *store.Camera
 		}
 	}
 	changed := creating || r.Recording != nil || r.RecordQuality != nil
-	if changed && ch.Recording == contract.RecordingContinuous && qualities[ch.RecordQuality](cam) == "" {
+	if changed && ch.Recording == contract.RecordingContinuous && streamPath(cam, ch.RecordQuality) == "" {
 		invalid(c, "the camera has no %s stream to record", ch.RecordQuality)
 		return false
 	}

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -49,6 +51,7 @@ func (s *Server) authorizeSession(c *gin.Context) {
 		TypedSearchAttributes: temporal.NewSearchAttributes(contract.ChannelIDKey.ValueSet(claims.ChannelID)),
 	}, workflows.StreamSessionWorkflow, contract.StreamInput{
 		SessionID: claims.SessionID, ChannelID: claims.ChannelID, Quality: claims.Quality, SegmentLength: s.opts.SegmentLength,
+		Record: claims.Record,
 	})
 	handle, err := s.opts.Temporal.UpdateWithStartWorkflow(c.Request.Context(), client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
@@ -174,13 +177,20 @@ func (s *Server) resolveStream(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, resolveView{SessionID: claims.SessionID, ChannelID: claims.ChannelID, Quality: claims.Quality,
-		WorkerURL: claims.WorkerURL, Protocol: cam.Protocol, CameraURL: cameraURL(cam, qualities[claims.Quality](cam))})
+		WorkerURL: claims.WorkerURL, Protocol: cam.Protocol, CameraURL: cameraURL(cam, streamPath(cam, claims.Quality))})
+}
+
+// agentTokenRequest asks for a fresh token of one of the agent's channels;
+// record for the channel's continuous recording (a record stream resuming).
+type agentTokenRequest struct {
+	tokenRequest
+	Record bool `json:"record"`
 }
 
 // agentStreamToken mints a fresh token for one of the agent's channels: what
 // an agent does to reconnect after its media worker restarted.
 func (s *Server) agentStreamToken(c *gin.Context) {
-	var req tokenRequest
+	var req agentTokenRequest
 	if !bindJSON(c, &req) {
 		return
 	}
@@ -195,5 +205,32 @@ func (s *Server) agentStreamToken(c *gin.Context) {
 		failErr(c, "channel", err)
 		return
 	}
-	s.mintToken(c, ch, req.Quality)
+	if req.Record {
+		// A recording agent reconnecting may have lost its media worker:
+		// once that worker has been silent past recording.NVRStaleAfter (or
+		// its NVR is draining), the channel moves and the agent's next token
+		// names a healthy worker, so recording resumes without waiting for
+		// the supervisor.
+		if ch, err = s.placeRecording(c.Request.Context(), ch); err != nil {
+			failErr(c, "channel", err)
+			return
+		}
+	}
+	s.mintToken(c, ch, req.Quality, req.Record)
+}
+
+// placeRecording moves a recording channel off a dead or draining NVR, if it
+// is on one and another has room, and returns the channel as it now is.
+func (s *Server) placeRecording(ctx context.Context, ch *store.Channel) (*store.Channel, error) {
+	moved, _, err := s.opts.Store.MoveChannel(ctx, ch.ID, time.Now().Add(-recording.NVRStaleAfter))
+	switch {
+	case errors.Is(err, store.ErrNoCapacity):
+		return ch, nil
+	case err != nil:
+		return nil, err
+	case !moved:
+		return ch, nil
+	}
+	slog.InfoContext(ctx, "recording channel moved off an unhealthy NVR", "channel", ch.ID)
+	return s.opts.Store.GetChannel(ctx, ch.AccountID, ch.ID)
 }

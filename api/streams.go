@@ -1,6 +1,9 @@
 package api
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -10,14 +13,6 @@ import (
 	"github.com/opennvr/vms/store"
 	"github.com/opennvr/vms/streamtoken"
 )
-
-// Qualities a stream token may ask for.
-var qualities = map[string]func(*store.Camera) string{
-	"high":  func(c *store.Camera) string { return c.StreamHigh },
-	"mid":   func(c *store.Camera) string { return c.StreamMid },
-	"low":   func(c *store.Camera) string { return c.StreamLow },
-	"mjpeg": func(c *store.Camera) string { return c.StreamMJPEG },
-}
 
 type tokenRequest struct {
 	Quality   string `json:"quality"`
@@ -33,36 +28,61 @@ type tokenView struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// mintToken signs a token for a new session of ch.
-func (s *Server) mintToken(c *gin.Context, ch *store.Channel, quality string) {
-	path, ok := qualities[quality]
-	if !ok {
-		invalid(c, `quality must be one of "high", "mid", "low", "mjpeg"`)
-		return
+// sessionError is why no session of a channel can be started, with the
+// answer an HTTP caller gets.
+type sessionError struct {
+	status        int
+	code, message string
+}
+
+func (e *sessionError) Error() string { return e.message }
+
+// newSession signs a token for a new session of ch at quality, with a new
+// session id and the worker URL of the channel's NVR; record marks the
+// channel's continuous recording. A *sessionError says why it cannot.
+func (s *Server) newSession(ctx context.Context, ch *store.Channel, quality string, record bool) (streamtoken.Claims, string, error) {
+	if _, ok := (&store.Camera{}).StreamPath(quality); !ok {
+		return streamtoken.Claims{}, "", &sessionError{http.StatusBadRequest, "invalid_request", `quality must be one of "high", "mid", "low", "mjpeg"`}
 	}
 	if ch.Status != store.ChannelActive {
-		fail(c, http.StatusConflict, "channel_inactive", "channel is %s", ch.Status)
-		return
+		return streamtoken.Claims{}, "", &sessionError{http.StatusConflict, "channel_inactive", "channel is " + ch.Status}
 	}
-	cam, err := s.opts.Store.GetCamera(c.Request.Context(), ch.AccountID, ch.CameraID)
+	cam, err := s.opts.Store.GetCamera(ctx, ch.AccountID, ch.CameraID)
+	if errors.Is(err, store.ErrNotFound) {
+		return streamtoken.Claims{}, "", &sessionError{http.StatusNotFound, "not_found", "camera not found"}
+	}
 	if err != nil {
-		failErr(c, "camera", err)
-		return
+		return streamtoken.Claims{}, "", fmt.Errorf("read camera: %w", err)
 	}
-	if path(cam) == "" {
-		invalid(c, "the camera has no %s stream", quality)
-		return
+	if path, _ := cam.StreamPath(quality); path == "" {
+		return streamtoken.Claims{}, "", &sessionError{http.StatusBadRequest, "invalid_request", fmt.Sprintf("the camera has no %s stream", quality)}
 	}
-	nvr, err := s.opts.Store.GetNVR(c.Request.Context(), ch.NVRID)
+	nvr, err := s.opts.Store.GetNVR(ctx, ch.NVRID)
+	if errors.Is(err, store.ErrNotFound) {
+		return streamtoken.Claims{}, "", &sessionError{http.StatusNotFound, "not_found", "nvr not found"}
+	}
 	if err != nil {
-		failErr(c, "nvr", err)
-		return
+		return streamtoken.Claims{}, "", fmt.Errorf("read nvr: %w", err)
 	}
 	claims := streamtoken.Claims{
 		SessionID: uuid.Must(uuid.NewV7()).String(), ChannelID: ch.ID.String(), AccountID: ch.AccountID.String(),
-		Quality: quality, WorkerURL: nvr.MediaURL, ExpiresAt: time.Now().Add(s.opts.TokenExpiry).UTC(),
+		Quality: quality, WorkerURL: nvr.MediaURL, ExpiresAt: time.Now().Add(s.opts.TokenExpiry).UTC(), Record: record,
 	}
-	c.JSON(http.StatusCreated, tokenView{Token: s.opts.Tokens.Sign(claims), SessionID: claims.SessionID,
+	return claims, s.opts.Tokens.Sign(claims), nil
+}
+
+// mintToken answers with a token for a new session of ch.
+func (s *Server) mintToken(c *gin.Context, ch *store.Channel, quality string, record bool) {
+	claims, token, err := s.newSession(c.Request.Context(), ch, quality, record)
+	if se, ok := errors.AsType[*sessionError](err); ok {
+		fail(c, se.status, se.code, "%s", se.message)
+		return
+	}
+	if err != nil {
+		failErr(c, "stream token", err)
+		return
+	}
+	c.JSON(http.StatusCreated, tokenView{Token: token, SessionID: claims.SessionID,
 		ChannelID: claims.ChannelID, Quality: quality, WorkerURL: claims.WorkerURL, ExpiresAt: claims.ExpiresAt})
 }
 
@@ -79,5 +99,5 @@ func (s *Server) createStreamToken(c *gin.Context) {
 		invalid(c, "channel_id is taken from the path")
 		return
 	}
-	s.mintToken(c, ch, req.Quality)
+	s.mintToken(c, ch, req.Quality, false)
 }

@@ -38,8 +38,22 @@ func (s *Store) ListAgents(ctx context.Context, accountID uuid.UUID) ([]Agent, e
 	return out, err
 }
 
-// TouchAgent records that the agent was seen now.
-func (s *Store) TouchAgent(ctx context.Context, id uuid.UUID) error {
-	_, err := s.DB.NewUpdate().Model((*Agent)(nil)).Set("last_seen_at = ?", now()).Where("id = ?", id).Exec(ctx)
+// SetAgentOnline records whether an API replica holds the agent's control
+// connection, and that the agent was seen now. A replica calls it with true
+// on connect and again while the connection lives (so last_seen_at tells a
+// stale "online" left by a replica that died), with false on disconnect.
+func (s *Store) SetAgentOnline(ctx context.Context, id uuid.UUID, online bool) error {
+	_, err := s.DB.NewUpdate().Model((*Agent)(nil)).Set("online = ?", online).Set("last_seen_at = ?", now()).
+		Where("id = ?", id).Exec(ctx)
 	return err
+}
+
+// ChannelIDsByAgent lists the channels whose camera the agent pulls, oldest
+// first.
+func (s *Store) ChannelIDsByAgent(ctx context.Context, agentID uuid.UUID) ([]uuid.UUID, error) {
+	var out []uuid.UUID
+	err := s.DB.NewSelect().Model((*Channel)(nil)).Column("channel.id").
+		Join("JOIN cameras AS cam ON cam.id = channel.camera_id").
+		Where("cam.agent_id = ?", agentID).Order("channel.id").Scan(ctx, &out)
+	return out, err
 }

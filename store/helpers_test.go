@@ -25,6 +25,15 @@ func newAccount(tb testing.TB, s *store.Store, name string) *store.Account {
 	return a
 }
 
+func newAgent(tb testing.TB, s *store.Store, accountID uuid.UUID, name string) *store.Agent {
+	tb.Helper()
+	a, _, err := s.CreateAgent(context.Background(), accountID, name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return a
+}
+
 func newCamera(tb testing.TB, s *store.Store, accountID uuid.UUID, name string) *store.Camera {
 	tb.Helper()
 	c := &store.Camera{

@@ -36,6 +36,9 @@ type Claims struct {
 	Quality   string    `json:"q"`
 	WorkerURL string    `json:"w"`
 	ExpiresAt time.Time `json:"exp"`
+	// Record: the session is a channel's continuous recording, started by
+	// its supervisor (absent in older tokens: false).
+	Record bool `json:"rec,omitempty"`
 }
 
 // Signer signs and verifies tokens with one secret.

@@ -1,6 +1,7 @@
 package streamtoken
 
 import (
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -44,6 +45,23 @@ func TestVerify(t *testing.T) {
 				t.Fatalf("claims = %+v, want %+v", got, claims)
 			}
 		})
+	}
+}
+
+// TestRecordClaim: the record flag survives signing, and a token signed
+// before the flag existed verifies with it false.
+func TestRecordClaim(t *testing.T) {
+	s, _ := NewSigner(strings.Repeat("k", 32))
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	rec := Claims{SessionID: "s1", ChannelID: "c1", ExpiresAt: now.Add(time.Minute), Record: true}
+	if got, err := s.Verify(s.Sign(rec), now); err != nil || !got.Record {
+		t.Fatalf("record token = %+v, %v", got, err)
+	}
+	// The JSON an older API signed: no "rec".
+	old := base64.RawURLEncoding.EncodeToString([]byte(`{"sid":"s1","ch":"c1","acct":"a1","q":"high","w":"ws://w","exp":"2026-01-02T03:05:05Z"}`))
+	got, err := s.Verify(old+"."+base64.RawURLEncoding.EncodeToString(s.mac(old)), now)
+	if err != nil || got.Record || got.Quality != "high" {
+		t.Fatalf("older token = %+v, %v", got, err)
 	}
 }
 

@@ -27,7 +27,7 @@ func agentCmd() *cobra.Command {
 			}
 			m := newAgent(cfg)
 			defer m.Close()
-			agentControl, err := newAgentControl(cfg)
+			agentControl, err := newAgentControl(cfg, m)
 			if err != nil {
 				return err
 			}
@@ -46,13 +46,13 @@ func newAgent(cfg config.Config) *agent.Manager {
 }
 
 // newAgentControl builds the local agent's control channel to the API
-// (PTZ and snapshot commands).
-func newAgentControl(cfg config.Config) (*agent.ControlClient, error) {
+// (PTZ and snapshot commands; record commands run their streams on m).
+func newAgentControl(cfg config.Config, m *agent.Manager) (*agent.ControlClient, error) {
 	u, err := agent.ControlURL(cfg.APIURL)
 	if err != nil {
 		return nil, fmt.Errorf("VMS_API_URL: %w", err)
 	}
-	return &agent.ControlClient{URL: u, Key: cfg.AgentKey, Commands: &agent.Executor{}}, nil
+	return &agent.ControlClient{URL: u, Key: cfg.AgentKey, Commands: &agent.Executor{Streams: m}}, nil
 }
 
 func agentAPI(cfg config.Config) *apiclient.Client {

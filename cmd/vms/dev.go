@@ -178,13 +178,13 @@ func runDev(ctx context.Context, cfg config.Config, demo bool) error {
 	ag := newAgent(cfg)
 	defer ag.Close()
 	g.Go(func() error { return serveHTTP(ctx, "agent", cfg.AgentAddr, agent.NewHandler(ag, slog.Default()), nil) })
-	agentControl, err := newAgentControl(cfg)
+	agentControl, err := newAgentControl(cfg, ag)
 	if err != nil {
 		return err
 	}
 	g.Go(func() error { return ignoreCanceled(agentControl.Run(ctx)) })
 	if demo {
-		cam, err := startDemo(ctx, st, ag, cfg, secrets)
+		cam, err := startDemo(ctx, st, tc, cfg, secrets)
 		if err != nil {
 			return fmt.Errorf("demo camera: %w", err)
 		}

@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/opennvr/vms/agent"
 	"github.com/opennvr/vms/config"
 	"github.com/opennvr/vms/democam"
 	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/workflows"
+	"github.com/opennvr/vms/workflows/contract"
+	"go.temporal.io/sdk/client"
 )
 
 const (
@@ -35,9 +37,10 @@ func demoSample() (string, error) {
 	return "", errors.New("testdata/demo.h264 not found: run vms dev --demo from the project folder")
 }
 
-// startDemo runs the built-in RTSP camera, registers it with a channel on
-// the dev account (once), and has the in-process agent record it.
-func startDemo(ctx context.Context, st *store.Store, ag *agent.Manager, cfg config.Config, secrets devSecrets) (*democam.Camera, error) {
+// startDemo runs the built-in RTSP camera and registers it with a channel
+// on the dev account (once). The channel records by itself: its supervisor
+// has the in-process agent pull the camera, as for any other channel.
+func startDemo(ctx context.Context, st *store.Store, tc client.Client, cfg config.Config, secrets devSecrets) (*democam.Camera, error) {
 	sample, err := demoSample()
 	if err != nil {
 		return nil, err
@@ -47,18 +50,14 @@ func startDemo(ctx context.Context, st *store.Store, ag *agent.Manager, cfg conf
 		return nil, err
 	}
 	ch, err := demoChannel(ctx, st, cfg, secrets)
-	if err != nil {
-		cam.Close()
-		return nil, err
-	}
-	cp := &agent.ControlPlane{API: agentAPI(cfg)}
-	token, _, err := cp.IssueStreamToken(ctx, ch.ID.String(), "high")
 	if err == nil {
-		_, err = ag.Start(ctx, token, "")
+		// The workflow worker's start pass may have run before the channel
+		// existed.
+		err = workflows.StartChannelSupervisor(ctx, tc, contract.TaskQueue, ch.ID.String())
 	}
 	if err != nil {
 		cam.Close()
-		return nil, fmt.Errorf("start demo stream: %w", err)
+		return nil, fmt.Errorf("demo channel: %w", err)
 	}
 	slog.Info("demo camera recording", "camera", cam.URL(), "channel", ch.ID)
 	return cam, nil
