@@ -93,19 +93,28 @@ func placeChannel(ctx context.Context, tx bun.Tx, seenSince time.Time) (uuid.UUI
 // ErrNoCapacity when it must move and no healthy NVR has a free slot,
 // ErrNotFound when the channel does not exist.
 func (s *Store) MoveChannel(ctx context.Context, channelID uuid.UUID, staleBefore time.Time) (moved bool, nvrID uuid.UUID, err error) {
+	// The common case, a healthy NVR, takes one read and no lock: every
+	// supervisor asks this on every round.
+	healthy := func(db bun.IDB) (bool, error) {
+		var cur NVR
+		err := db.NewSelect().Model(&cur).
+			Where("id = (SELECT nvr_id FROM channels WHERE id = ?)", channelID).Scan(ctx)
+		if err != nil {
+			return false, notFound(err)
+		}
+		nvrID = cur.ID
+		return cur.Status == NVRActive && cur.LastSeenAt != nil && !cur.LastSeenAt.Before(UTCms(staleBefore)), nil
+	}
+	if ok, err := healthy(s.DB); err != nil || ok {
+		return false, nvrID, err
+	}
 	err = s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := s.lockPlacement(ctx, tx); err != nil {
 			return err
 		}
-		var cur NVR
-		err := tx.NewSelect().Model(&cur).
-			Where("id = (SELECT nvr_id FROM channels WHERE id = ?)", channelID).Scan(ctx)
-		if err != nil {
-			return notFound(err)
-		}
-		nvrID = cur.ID
-		if cur.Status == NVRActive && cur.LastSeenAt != nil && !cur.LastSeenAt.Before(UTCms(staleBefore)) {
-			return nil
+		// Again under the lock: another caller may have moved it meanwhile.
+		if ok, err := healthy(tx); err != nil || ok {
+			return err
 		}
 		to, err := placeChannel(ctx, tx, staleBefore)
 		if err != nil {
