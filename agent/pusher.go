@@ -82,15 +82,15 @@ type PushStatus struct {
 
 // Defaults for the zero values of Pusher's fields.
 const (
-	DefaultMinBackoff  = 500 * time.Millisecond
-	DefaultMaxBackoff  = 30 * time.Second
-	DefaultQueueFrames = 256
-	DefaultQueueBytes  = 32 << 20
+	DefaultMinBackoff    = 500 * time.Millisecond
+	DefaultMaxBackoff    = 30 * time.Second
+	DefaultQueueBytes    = 32 << 20
+	DefaultQueueDuration = 30 * time.Second
 )
 
-// healthyAfter is how long an attempt must stay live before the backoff
-// starts again from its minimum; a worker that accepts and drops streams
-// in a loop keeps the delay growing.
+// healthyAfter is how long a worker connection must stay live before the
+// backoff starts again from its minimum; a worker that accepts and drops
+// streams in a loop keeps the delay growing.
 const healthyAfter = 30 * time.Second
 
 // writeTimeout bounds one WebSocket write: a worker that does not read for
@@ -101,23 +101,36 @@ const writeTimeout = 10 * time.Second
 // camera and worker failures until its context ends or the stream is
 // rejected.
 //
-// Every attempt opens the camera, waits for its tracks, takes a token from
-// Tokens, dials the worker, sends the Hello and waits for the Welcome, then
-// streams frames as binary messages and pings every PingInterval. When
-// either end fails, both are closed and the next attempt starts after a
-// capped exponential backoff with jitter (MinBackoff doubling to
-// MaxBackoff), so every attempt begins with a keyframe and fresh tracks.
+// A camera session opens the camera and waits for its tracks; then, while
+// the camera delivers, the Pusher takes a token from Tokens, dials the
+// worker the token names, sends the Hello, waits for the Welcome, streams
+// frames as binary messages and pings every PingInterval. When the worker
+// connection fails, the camera session stays open: the Pusher reconnects
+// (a fresh token, so possibly another worker) after a capped exponential
+// backoff with jitter (MinBackoff doubling to MaxBackoff) and replays, with
+// their original timestamps, the frames from the last keyframe it sent to
+// the failed worker, then continues live (see replayBuffer). No media is
+// lost to a worker failure while the buffer's bounds hold. When the camera
+// fails, its session ends: the worker connection is closed normally, and
+// the next camera session starts after the backoff with fresh tracks and a
+// new connection.
+//
+// Closes: the Pusher closes a worker connection only with CloseNormal, when
+// its camera session or the stream ends; the worker keeps all it received.
+// Any other end of a connection (the worker's going away, a lost
+// connection, a crash) is one the Pusher resumes from its last keyframe
+// sent, so the worker ends that session's recording before its last
+// keyframe (docs/protocol.md, "Resuming a stream").
 //
 // With EndOnCameraFailure (record streams: their supervisor retries with
 // its own backoff and shows the error) a camera failure ends Run with the
 // *CameraError instead; worker failures are still retried. A camera that
 // changed its stream parameters (ErrTracksChanged) is not a failure.
 //
-// Back-pressure: frames wait in a queue bounded by QueueFrames and
-// QueueBytes. When the worker reads slower than the camera sends and the
-// queue is full, the Pusher drops the frame and every following non-key
-// frame until a keyframe fits again: the worker sees a gap, never a frame
-// whose references are missing, and the agent's memory stays bounded.
+// Back-pressure and outages: frames not yet sent wait in the replay buffer,
+// bounded by QueueBytes and QueueDuration. Past a bound, the oldest whole
+// GOP is dropped: the worker sees a gap, never a frame whose keyframe is
+// missing, and the agent's memory stays bounded.
 //
 // The fields must be set before Run and not changed afterwards.
 type Pusher struct {
@@ -129,16 +142,16 @@ type Pusher struct {
 	// timeout that honours proxy environment variables.
 	Dialer *websocket.Dialer
 
-	QueueFrames  int           // default DefaultQueueFrames
-	QueueBytes   int           // default DefaultQueueBytes
-	MinBackoff   time.Duration // default DefaultMinBackoff
-	MaxBackoff   time.Duration // default DefaultMaxBackoff
-	PingInterval time.Duration // default media.KeepaliveTimeout / 4
+	QueueBytes    int           // default DefaultQueueBytes
+	QueueDuration time.Duration // default DefaultQueueDuration
+	MinBackoff    time.Duration // default DefaultMinBackoff
+	MaxBackoff    time.Duration // default DefaultMaxBackoff
+	PingInterval  time.Duration // default media.KeepaliveTimeout / 4
 
 	// EndOnCameraFailure: a camera failure ends Run (see above).
 	EndOnCameraFailure bool
-	// OnCameraOpen, if set, is called at every attempt once the camera
-	// delivered its tracks, before the worker is dialled.
+	// OnCameraOpen, if set, is called at every camera session once the
+	// camera delivered its tracks, before the worker is dialled.
 	OnCameraOpen func()
 
 	mu     sync.Mutex
@@ -181,7 +194,7 @@ func (p *Pusher) Run(ctx context.Context) error {
 		return errors.New("pusher: Source and Tokens are required")
 	}
 	log := p.logger()
-	bo := backoff{min: p.MinBackoff, max: p.MaxBackoff}
+	bo := &backoff{min: p.MinBackoff, max: p.MaxBackoff}
 	if bo.min <= 0 {
 		bo.min = DefaultMinBackoff
 	}
@@ -192,11 +205,7 @@ func (p *Pusher) Run(ctx context.Context) error {
 		bo.max = bo.min
 	}
 	for {
-		p.setStatus(func(s *PushStatus) {
-			s.State = PushConnecting
-			s.Attempts++
-		})
-		liveFor, err := p.attempt(ctx)
+		err := p.cameraSession(ctx, bo)
 		if ctx.Err() != nil {
 			p.setStatus(func(s *PushStatus) { s.State = PushStopped })
 			return ctx.Err()
@@ -217,92 +226,131 @@ func (p *Pusher) Run(ctx context.Context) error {
 			log.Warn("camera failed; the stream ends", "err", camErr)
 			return camErr
 		}
-		if liveFor >= healthyAfter {
-			bo.reset()
-		}
-		delay := bo.next()
-		p.setStatus(func(s *PushStatus) {
-			s.State = PushRetrying
-			s.LastError = err.Error()
-		})
-		log.Warn("stream interrupted; retrying", "err", err, "retry_in", delay.Round(time.Millisecond))
-		if !sleepCtx(ctx, delay) {
+		if !p.retryAfter(ctx, bo, err, "camera session ended") {
 			p.setStatus(func(s *PushStatus) { s.State = PushStopped })
 			return ctx.Err()
 		}
 	}
 }
 
-// attempt runs one camera connection and at most one worker connection.
-// It reports how long the worker connection was live.
-func (p *Pusher) attempt(parent context.Context) (time.Duration, error) {
+// retryAfter shows err, waits out the next backoff delay and reports
+// whether ctx is still alive.
+func (p *Pusher) retryAfter(ctx context.Context, bo *backoff, err error, msg string) bool {
+	delay := bo.next()
+	p.setStatus(func(s *PushStatus) {
+		s.State = PushRetrying
+		s.LastError = err.Error()
+	})
+	p.logger().Warn(msg+"; retrying", "err", err, "retry_in", delay.Round(time.Millisecond))
+	return sleepCtx(ctx, delay)
+}
+
+// cameraSession runs one camera connection and, while it delivers, worker
+// connections one after the other (feedWorkers).
+func (p *Pusher) cameraSession(parent context.Context, bo *backoff) error {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
+	p.setStatus(func(s *PushStatus) { s.State = PushConnecting })
 
 	var (
-		ws        *workerConn
-		liveAt    time.Time
-		workerErr error // the worker side failed in onTracks
+		buf        *replayBuffer
+		workerDone chan struct{}
 	)
 	onTracks := func(tracks []media.Track) error {
 		if p.OnCameraOpen != nil {
 			p.OnCameraOpen()
 		}
-		token, workerURL, err := p.Tokens(ctx)
-		if err != nil {
-			workerErr = fmt.Errorf("stream token: %w", err)
-			return workerErr
-		}
-		conn, welcome, err := p.dial(ctx, workerURL, token, tracks)
-		if err != nil {
-			workerErr = err
-			return err
-		}
-		ws = p.newWorkerConn(conn)
-		ws.start(ctx, cancel)
-		liveAt = time.Now()
-		p.setStatus(func(s *PushStatus) {
-			s.State = PushLive
-			s.WorkerSessionID = welcome.SessionID
-		})
-		p.logger().Info("stream live", "worker", RedactURL(workerURL), "worker_session", welcome.SessionID,
-			"codec", tracks[0].Codec)
+		buf = newReplayBuffer(p, tracks[0].ID)
+		workerDone = make(chan struct{})
+		go func() {
+			defer close(workerDone)
+			cancel(p.feedWorkers(ctx, bo, tracks, buf))
+		}()
 		return nil
 	}
 	onFrame := func(f media.Frame) error {
-		if ws == nil {
+		if buf == nil {
 			return errors.New("source delivered a frame before its tracks")
 		}
-		ws.enqueue(f)
+		buf.add(f)
 		return nil
 	}
 
 	err := p.Source.Run(ctx, onTracks, onFrame)
 	switch {
 	case ctx.Err() != nil:
-		// The worker connection failed (its cause) or parent ended.
+		// The worker side ended the session (its cause) or parent ended.
 		err = context.Cause(ctx)
-	case workerErr != nil:
-		err = workerErr
 	case err == nil:
 		err = &CameraError{Err: errors.New("the camera ended its stream")}
 	case !errors.Is(err, ErrTracksChanged):
 		err = &CameraError{Err: err}
 	}
-	if ws != nil {
-		code, reason := websocket.CloseNormalClosure, "stream stopped"
-		if parent.Err() == nil {
-			// The agent will come back with a new connection; tell the
-			// worker this one ends abnormally.
-			code, reason = websocket.CloseGoingAway, "agent reconnecting"
+	cancel(err)
+	if workerDone != nil {
+		<-workerDone
+	}
+	return err
+}
+
+// feedWorkers connects to workers until ctx ends or one rejects the
+// stream, replaying the buffer on every new connection.
+func (p *Pusher) feedWorkers(ctx context.Context, bo *backoff, tracks []media.Track, buf *replayBuffer) error {
+	for {
+		p.setStatus(func(s *PushStatus) {
+			s.State = PushConnecting
+			s.Attempts++
+		})
+		liveFor, err := p.connect(ctx, tracks, buf)
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
 		}
-		ws.shutdown(cancel, code, reason)
+		if _, ok := errors.AsType[*RejectedError](err); ok {
+			return err
+		}
+		if liveFor >= healthyAfter {
+			bo.reset()
+		}
+		if !p.retryAfter(ctx, bo, err, "worker connection lost") {
+			return context.Cause(ctx)
+		}
 	}
-	var live time.Duration
-	if !liveAt.IsZero() {
-		live = time.Since(liveAt)
+}
+
+// connect runs one worker connection: token, handshake, replay, then live
+// frames until the connection or ctx ends. It reports how long the
+// connection was live.
+func (p *Pusher) connect(ctx context.Context, tracks []media.Track, buf *replayBuffer) (time.Duration, error) {
+	token, workerURL, err := p.Tokens(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream token: %w", err)
 	}
-	return live, err
+	conn, welcome, err := p.dial(ctx, workerURL, token, tracks)
+	if err != nil {
+		return 0, err
+	}
+	replay := buf.rewind()
+	liveAt := time.Now()
+	p.setStatus(func(s *PushStatus) {
+		s.State = PushLive
+		s.WorkerSessionID = welcome.SessionID
+	})
+	p.logger().Info("stream live", "worker", RedactURL(workerURL), "worker_session", welcome.SessionID,
+		"codec", tracks[0].Codec, "replayed_frames", replay)
+
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ws := &workerConn{p: p, conn: conn, buf: buf, writerDone: make(chan struct{})}
+	ws.start(cctx, cancel)
+	<-cctx.Done()
+	err = context.Cause(cctx)
+	code, reason := websocket.CloseNormalClosure, "stream stopped"
+	if ctx.Err() == nil {
+		// This connection failed; the Pusher resumes on another one.
+		code, reason = websocket.CloseGoingAway, "agent reconnecting"
+	}
+	ws.shutdown(cancel, code, reason)
+	return time.Since(liveAt), err
 }
 
 // dial connects to the worker and performs the Hello/Welcome handshake.
@@ -382,32 +430,15 @@ func closeErr(op string, err error) error {
 }
 
 // workerConn is one live connection to a worker: a writer goroutine that
-// owns all data writes (frames, pings, the final close) and a reader
-// goroutine that notices closes, pongs and silence.
+// owns all data writes (frames from the replay buffer, pings, the final
+// close) and a reader goroutine that notices closes, pongs and silence.
 type workerConn struct {
-	p     *Pusher
-	conn  *websocket.Conn
-	queue chan media.Frame
-
-	queued     atomic.Int64 // payload bytes in queue
-	maxBytes   int64
-	dropping   bool // owned by the Source's goroutine (enqueue)
-	dropStreak uint64
+	p    *Pusher
+	conn *websocket.Conn
+	buf  *replayBuffer
 
 	wg         sync.WaitGroup
 	writerDone chan struct{}
-}
-
-func (p *Pusher) newWorkerConn(conn *websocket.Conn) *workerConn {
-	n := p.QueueFrames
-	if n <= 0 {
-		n = DefaultQueueFrames
-	}
-	b := p.QueueBytes
-	if b <= 0 {
-		b = DefaultQueueBytes
-	}
-	return &workerConn{p: p, conn: conn, queue: make(chan media.Frame, n), maxBytes: int64(b), writerDone: make(chan struct{})}
 }
 
 func (w *workerConn) start(ctx context.Context, cancel context.CancelCauseFunc) {
@@ -425,35 +456,6 @@ func (w *workerConn) start(ctx context.Context, cancel context.CancelCauseFunc) 
 	}()
 }
 
-// enqueue applies the drop policy described on Pusher.
-func (w *workerConn) enqueue(f media.Frame) {
-	log := w.p.logger()
-	if w.dropping && !f.Keyframe {
-		w.dropStreak++
-		w.p.drops.Add(1)
-		return
-	}
-	size := int64(len(f.Payload))
-	if w.queued.Load()+size <= w.maxBytes {
-		select {
-		case w.queue <- f:
-			w.queued.Add(size)
-			if w.dropping {
-				log.Info("worker caught up; frames flow again", "dropped", w.dropStreak)
-				w.dropping, w.dropStreak = false, 0
-			}
-			return
-		default:
-		}
-	}
-	if !w.dropping {
-		log.Warn("worker too slow; dropping frames until the next keyframe")
-	}
-	w.dropping = true
-	w.dropStreak++
-	w.p.drops.Add(1)
-}
-
 func (w *workerConn) writeLoop(ctx context.Context) error {
 	interval := w.p.PingInterval
 	if interval <= 0 {
@@ -461,26 +463,46 @@ func (w *workerConn) writeLoop(ctx context.Context) error {
 	}
 	ping := time.NewTicker(interval)
 	defer ping.Stop()
+	sendPing := func() error {
+		if err := w.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
+			return fmt.Errorf("send ping: %w", err)
+		}
+		return nil
+	}
 	var buf []byte
 	for {
-		select {
-		case <-ctx.Done():
+		f, seq, ok := w.buf.next()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-w.buf.notify:
+			case <-ping.C:
+				if err := sendPing(); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if ctx.Err() != nil {
 			return nil
-		case f := <-w.queue:
-			w.queued.Add(-int64(len(f.Payload)))
-			buf = media.AppendFrame(buf[:0], f)
-			_ = w.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if err := w.conn.WriteMessage(websocket.BinaryMessage, buf); err != nil {
-				return fmt.Errorf("send frame: %w", err)
-			}
-			w.p.sent.Add(1)
-			if cap(buf) > 4<<20 {
-				buf = nil // do not pin a rare huge frame's buffer
-			}
+		}
+		buf = media.AppendFrame(buf[:0], f)
+		_ = w.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if err := w.conn.WriteMessage(websocket.BinaryMessage, buf); err != nil {
+			return fmt.Errorf("send frame: %w", err)
+		}
+		w.buf.sent(seq, f)
+		w.p.sent.Add(1)
+		if cap(buf) > 4<<20 {
+			buf = nil // do not pin a rare huge frame's buffer
+		}
+		select {
 		case <-ping.C:
-			if err := w.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
-				return fmt.Errorf("send ping: %w", err)
+			if err := sendPing(); err != nil {
+				return err
 			}
+		default:
 		}
 	}
 }

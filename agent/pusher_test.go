@@ -323,38 +323,70 @@ func TestPusherUpgradeRefused(t *testing.T) {
 }
 
 // TestPusherReconnects drops the first connection without a close frame
-// (a worker crash); the pusher must come back with a fresh token.
+// (a worker crash) past its second keyframe, and refuses tokens for a while
+// (no worker available); the pusher must come back with a fresh token on
+// the same camera session and replay from the last keyframe it sent, with
+// the original timestamps, so the worker misses nothing.
 func TestPusherReconnects(t *testing.T) {
+	const interval = 5 * time.Millisecond
 	w := newFakeWorker(t, func(n int, c *websocket.Conn, seen *wsConn, w *fakeWorker) {
 		if welcome(c, fmt.Sprintf("sess-%d", n)) != nil {
 			return
 		}
 		if n == 1 {
-			w.readFrames(c, seen, 5)
+			w.readFrames(c, seen, 13)
 			c.NetConn().Close() // abrupt: no close handshake
 			return
 		}
 		w.readFrames(c, seen, -1)
 	})
 	tokens := &tokenCounter{url: w.url()}
-	src := &fakeSource{interval: 2 * time.Millisecond, gop: 10}
+	var calls atomic.Int32
+	source := func(ctx context.Context) (string, string, error) {
+		if n := calls.Add(1); n == 2 || n == 3 {
+			return "", "", errors.New("no worker available")
+		}
+		return tokens.source(ctx)
+	}
+	src := &fakeSource{interval: interval, gop: 10}
 	log, _ := captureLogger()
-	p := &Pusher{Source: src, Tokens: tokens.source, Logger: log,
+	p := &Pusher{Source: src, Tokens: source, Logger: log,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
 	runPusher(t, p)
 
-	conns := w.waitFor(t, "frames on a second connection", func(s []wsConn) bool { return len(s) >= 2 && len(s[1].frames) >= 5 })
+	conns := w.waitFor(t, "frames on a second connection", func(s []wsConn) bool { return len(s) >= 2 && len(s[1].frames) >= 30 })
 	if conns[0].hello.Token != "tok-1" || conns[1].hello.Token != "tok-2" {
 		t.Errorf("tokens = %q, %q; want tok-1 then a fresh tok-2", conns[0].hello.Token, conns[1].hello.Token)
 	}
-	if !conns[1].frames[0].Keyframe || conns[1].frames[0].DTS != 0 {
-		t.Errorf("second connection starts with %+v, want a keyframe at DTS 0", conns[1].frames[0])
+	first, second := conns[0].frames, conns[1].frames
+	lastKey := time.Duration(-1)
+	for _, f := range first {
+		if f.Keyframe {
+			lastKey = f.DTS
+		}
 	}
-	if src.runs.Load() < 2 {
-		t.Errorf("camera opened %d times, want a reopen per attempt", src.runs.Load())
+	if lastKey != 10*interval {
+		t.Fatalf("first connection's last keyframe at %v, want %v", lastKey, 10*interval)
 	}
-	if st := p.Status(); st.Attempts < 2 || st.WorkerSessionID != "sess-2" {
-		t.Errorf("status = %+v", st)
+	// The replay starts at a keyframe the dead worker may have recorded
+	// from, and leaves nothing out.
+	if !second[0].Keyframe || second[0].DTS < lastKey || second[0].DTS > first[len(first)-1].DTS+interval {
+		t.Errorf("second connection starts with %+v, want a keyframe in [%v, %v]", second[0], lastKey,
+			first[len(first)-1].DTS+interval)
+	}
+	for i := 1; i < len(second); i++ {
+		if second[i].DTS-second[i-1].DTS != interval || second[i].PTS != second[i].DTS {
+			t.Fatalf("second connection: frame %d at %v after %v, want one every %v", i, second[i].DTS, second[i-1].DTS, interval)
+		}
+	}
+	if !second[0].Wall.Before(time.Unix(0, conns[1].hello.Clock)) {
+		t.Errorf("replayed keyframe's wall clock %v is not its capture time (hello at %v)", second[0].Wall, time.Unix(0, conns[1].hello.Clock))
+	}
+	if src.runs.Load() != 1 {
+		t.Errorf("camera opened %d times, want once: a worker failure keeps the camera session", src.runs.Load())
+	}
+	if st := p.Status(); st.Attempts != 4 || st.WorkerSessionID != "sess-2" || st.FramesDropped != 0 {
+		t.Errorf("status = %+v, want 4 attempts, sess-2 and no drops", st)
 	}
 }
 
@@ -403,43 +435,79 @@ func TestPusherPings(t *testing.T) {
 	w.waitFor(t, "pings", func([]wsConn) bool { return pings.Load() >= 3 })
 }
 
-// TestPusherDropPolicy: with a full queue, frames are dropped until a
-// keyframe fits, never a keyframe's dependants alone.
-func TestPusherDropPolicy(t *testing.T) {
+// TestReplayBuffer: the buffer holds from the last keyframe sent, rewinds
+// there, and past its bounds drops whole GOPs from the oldest, never
+// leaving a frame without its keyframe.
+func TestReplayBuffer(t *testing.T) {
 	log, _ := captureLogger()
-	p := &Pusher{Logger: log, QueueFrames: 3}
-	w := p.newWorkerConn(nil)
-	// key, p, p fill the queue; the rest arrive while the worker is stuck.
-	in := []bool{true, false, false, false, true, false}
-	for i, key := range in {
-		w.enqueue(media.Frame{Keyframe: key, DTS: time.Duration(i), Payload: []byte{1}})
+	frame := func(i int, key bool, size int) media.Frame {
+		return media.Frame{Keyframe: key, DTS: time.Duration(i) * time.Second, Payload: make([]byte, size)}
 	}
-	if p.drops.Load() != 3 {
-		t.Fatalf("dropped %d, want 3", p.drops.Load())
-	}
-	// The worker catches up: a P-frame is still dropped (its keyframe
-	// was), the next keyframe resumes the flow.
-	for range 3 {
-		<-w.queue
-	}
-	w.enqueue(media.Frame{Keyframe: false, DTS: 6, Payload: []byte{1}})
-	w.enqueue(media.Frame{Keyframe: true, DTS: 7, Payload: []byte{1}})
-	w.enqueue(media.Frame{Keyframe: false, DTS: 8, Payload: []byte{1}})
-	var got []time.Duration
-	for len(w.queue) > 0 {
-		got = append(got, (<-w.queue).DTS)
-	}
-	if fmt.Sprint(got) != "[7ns 8ns]" {
-		t.Errorf("queued after recovery: %v, want [7ns 8ns]", got)
+	dtsOf := func(b *replayBuffer) string {
+		var out []int64
+		for {
+			f, seq, ok := b.next()
+			if !ok {
+				return fmt.Sprint(out)
+			}
+			out = append(out, int64(f.DTS/time.Second))
+			b.sent(seq, f)
+		}
 	}
 
-	// The byte budget applies too.
-	p2 := &Pusher{Logger: log, QueueFrames: 100, QueueBytes: 10}
-	w2 := p2.newWorkerConn(nil)
-	w2.enqueue(media.Frame{Keyframe: true, Payload: make([]byte, 8)})
-	w2.enqueue(media.Frame{Keyframe: false, Payload: make([]byte, 8)})
-	if len(w2.queue) != 1 || p2.drops.Load() != 1 {
-		t.Errorf("byte budget: queued %d dropped %d, want 1 and 1", len(w2.queue), p2.drops.Load())
+	p := &Pusher{Logger: log, QueueBytes: 100, QueueDuration: time.Hour}
+	b := newReplayBuffer(p, 0)
+	b.add(frame(0, false, 1)) // before any keyframe: not held
+	for i := 1; i <= 5; i++ {
+		b.add(frame(i, i == 1 || i == 4, 1))
+	}
+	if got := dtsOf(b); got != "[1 2 3 4 5]" {
+		t.Fatalf("sent %s, want [1 2 3 4 5]", got)
+	}
+	// The keyframe at 4 was sent: 1..3 are released, 4 and 5 replayed.
+	if n := b.rewind(); n != 2 {
+		t.Errorf("rewind replays %d frames, want 2", n)
+	}
+	b.add(frame(6, false, 1))
+	if got := dtsOf(b); got != "[4 5 6]" {
+		t.Errorf("after rewind sent %s, want [4 5 6]", got)
+	}
+
+	// Byte bound: a worker that is gone while the camera goes on.
+	b.rewind()
+	for i := 7; i <= 12; i++ {
+		b.add(frame(i, i == 8 || i == 11, 30))
+	}
+	// 4..10 held 3+6·30 bytes > 100: the GOPs at 4 and 8 went, whole.
+	if got := dtsOf(b); got != "[11 12]" {
+		t.Errorf("after the byte bound sent %s, want [11 12]", got)
+	}
+	if d := p.drops.Load(); d != 4 {
+		t.Errorf("dropped %d frames never sent, want 4 (7..10; 4..6 reached a worker)", d)
+	}
+
+	// Duration bound, and a GOP longer than the bound: everything goes and
+	// frames wait for the next keyframe.
+	p2 := &Pusher{Logger: log, QueueBytes: 1 << 20, QueueDuration: 3 * time.Second}
+	b2 := newReplayBuffer(p2, 0)
+	for i := 0; i <= 6; i++ {
+		b2.add(frame(i, i == 0, 1))
+	}
+	b2.add(frame(7, false, 1))
+	b2.add(frame(8, true, 1))
+	b2.add(frame(9, false, 1))
+	if got := dtsOf(b2); got != "[8 9]" {
+		t.Errorf("after the duration bound sent %s, want [8 9]", got)
+	}
+
+	// Another track's keyframe does not start a GOP.
+	b3 := newReplayBuffer(&Pusher{Logger: log}, 0)
+	b3.add(media.Frame{Track: 1, Keyframe: true, Payload: []byte{1}})
+	b3.add(media.Frame{Track: 0, Keyframe: true, DTS: 1, Payload: []byte{1}})
+	b3.add(media.Frame{Track: 1, Keyframe: true, DTS: 2, Payload: []byte{1}})
+	dtsOf(b3)
+	if n := b3.rewind(); n != 2 {
+		t.Errorf("rewind replays %d frames, want the leader's keyframe and what follows", n)
 	}
 }
 

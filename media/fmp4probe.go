@@ -26,8 +26,8 @@ type SegmentInfo struct {
 // that leads the media worker's segmenter. It reads r to the end, one
 // fragment at a time (each bounded by MaxJoinBoxSize).
 func ProbeSegment(r io.Reader) (SegmentInfo, error) {
-	info, _, err := probeSegment(r, false)
-	return info, err
+	p, err := probeSegment(r, false)
+	return p.whole, err
 }
 
 // ProbePartialSegment reads a segment whose writer died mid-file (a crash
@@ -36,18 +36,38 @@ func ProbeSegment(r io.Reader) (SegmentInfo, error) {
 // segment. A torn or garbled tail is ignored. complete is 0 when not even
 // the init and one fragment are whole; err is only for reading r.
 func ProbePartialSegment(r io.Reader) (info SegmentInfo, complete int64, err error) {
-	return probeSegment(r, true)
+	p, err := probeSegment(r, true)
+	return p.whole, p.complete, err
+}
+
+// ProbePartialSegmentToKeyframe is ProbePartialSegment for a file to be
+// cut before the last whole fragment that starts with a keyframe of the
+// first track, as the media worker's segmenter writes them: what is left
+// ends where a resumed stream's replay starts at the latest
+// (docs/protocol.md, "Resuming a stream"). cut is 0 when no frame would be
+// left.
+func ProbePartialSegmentToKeyframe(r io.Reader) (info SegmentInfo, cut int64, err error) {
+	p, err := probeSegment(r, true)
+	return p.toKey, p.keyAt, err
+}
+
+// probed is what probeSegment found.
+type probed struct {
+	whole    SegmentInfo // up to the end of the last whole fragment
+	complete int64       // where that fragment ends
+	toKey    SegmentInfo // up to the last whole fragment starting with a keyframe
+	keyAt    int64       // where that fragment begins
 }
 
 // probeSegment reads the segment's fragments; partial stops at the first
 // bad one instead of failing.
-func probeSegment(r io.Reader, partial bool) (SegmentInfo, int64, error) {
+func probeSegment(r io.Reader, partial bool) (probed, error) {
 	br := &boxReader{r: bufio.NewReaderSize(r, 64<<10)}
-	bad := func(err error) (SegmentInfo, int64, error) {
+	bad := func(err error) (probed, error) {
 		if partial && errors.Is(err, ErrBadSegment) {
-			return SegmentInfo{}, 0, nil
+			return probed{}, nil
 		}
-		return SegmentInfo{}, 0, fmt.Errorf("probe: %w", err)
+		return probed{}, fmt.Errorf("probe: %w", err)
 	}
 	initRaw, err := br.readInit()
 	if err != nil {
@@ -61,8 +81,14 @@ func probeSegment(r io.Reader, partial bool) (SegmentInfo, int64, error) {
 		return bad(fmt.Errorf("%w: no tracks", ErrBadSegment))
 	}
 	lead := init.Tracks[0]
-	var end uint64
-	var complete int64 // end of the last whole fragment
+	info := func(end uint64) SegmentInfo {
+		return SegmentInfo{Codec: codecName(lead.Codec), Duration: TicksToDuration(end, lead.TimeScale)}
+	}
+	var (
+		end      uint64 // decode time after the lead track's last sample
+		complete int64  // end of the last whole fragment
+		out      probed
+	)
 	for {
 		raw, err := br.readFragment()
 		if errors.Is(err, io.EOF) {
@@ -78,7 +104,18 @@ func probeSegment(r io.Reader, partial bool) (SegmentInfo, int64, error) {
 			if partial && errors.Is(err, ErrBadSegment) {
 				break
 			}
-			return SegmentInfo{}, 0, fmt.Errorf("probe: %w", err)
+			return probed{}, fmt.Errorf("probe: %w", err)
+		}
+		startsKey := false
+		for _, p := range parts {
+			for _, pt := range p.Tracks {
+				if pt.ID == lead.ID && len(pt.Samples) > 0 && !startsKey {
+					startsKey = !pt.Samples[0].IsNonSyncSample
+				}
+			}
+		}
+		if startsKey && complete > 0 {
+			out.toKey, out.keyAt = info(end), complete
 		}
 		complete = br.n
 		for _, p := range parts {
@@ -94,7 +131,8 @@ func probeSegment(r io.Reader, partial bool) (SegmentInfo, int64, error) {
 			}
 		}
 	}
-	return SegmentInfo{Codec: codecName(lead.Codec), Duration: TicksToDuration(end, lead.TimeScale)}, complete, nil
+	out.whole, out.complete = info(end), complete
+	return out, nil
 }
 
 func codecName(c mp4.Codec) string {

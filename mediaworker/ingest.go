@@ -180,10 +180,19 @@ func (st *stream) run(ctx context.Context) (int, string) {
 		return media.CloseBadHello, truncate(err.Error())
 	}
 	// Whatever ends the stream, the partial segment is flushed to the spool
-	// and the session reported stopped: no footage is lost on a disconnect.
+	// and the session reported stopped. Only the agent's normal close ends
+	// the stream for good; after any other end the agent resumes it on a new
+	// connection from the last keyframe it sent, so the segment stops before
+	// the last keyframe received: the resumed session records the rest, and
+	// no instant is recorded twice (docs/protocol.md, "Resuming a stream").
+	stopped := false // by the agent's normal close
 	defer func() {
 		st.ending = true // the stopped report below says all there is to say
-		if err := seg.Close(); err != nil {
+		closeSeg := seg.CloseBeforeLastKeyframe
+		if stopped {
+			closeSeg = seg.Close
+		}
+		if err := closeSeg(); err != nil {
 			st.log.Error("flush last segment", "err", err)
 		}
 		os.Remove(dir)
@@ -208,6 +217,7 @@ func (st *stream) run(ctx context.Context) (int, string) {
 		typ, msg, err := conn.ReadMessage()
 		if err != nil {
 			if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+				stopped = websocket.IsCloseError(err, websocket.CloseNormalClosure)
 				return websocket.CloseNormalClosure, ""
 			}
 			st.log.Info("stream connection lost", "err", err)

@@ -398,11 +398,13 @@ func TestIngestRefusesStream(t *testing.T) {
 // CloseBadFrame; what it sent before is kept.
 func TestIngestClosesBadStream(t *testing.T) {
 	mediatest.Require(t)
-	track, frames := demoFrames(t, 2*time.Second) // one GOP: 50 frames
-	good := frames[:25]
-	badAVCC := frames[25]
+	// 2 s GOPs. The agent resumes a stream the worker closed from its last
+	// keyframe sent, so the worker records up to the last keyframe.
+	track, frames := demoFrames(t, 4*time.Second)
+	good := frames[:75]
+	badAVCC := frames[75]
 	badAVCC.Payload = []byte{0, 0, 0, 9, 0x65}
-	unknownTrack := frames[25]
+	unknownTrack := frames[75]
 	unknownTrack.Track = 7
 	marshal := func(f media.Frame) []byte { return media.MarshalFrame(f) }
 	corrupt := func(f media.Frame, edit func([]byte) []byte) []byte { return edit(media.MarshalFrame(f)) }
@@ -412,8 +414,8 @@ func TestIngestClosesBadStream(t *testing.T) {
 		msg  []byte
 	}{
 		{name: "text message", typ: websocket.TextMessage, msg: []byte(`{"frame":1}`)},
-		{name: "bad magic", typ: websocket.BinaryMessage, msg: corrupt(frames[25], func(b []byte) []byte { b[0] = 0xF2; return b })},
-		{name: "truncated", typ: websocket.BinaryMessage, msg: corrupt(frames[25], func(b []byte) []byte { return b[:len(b)-1] })},
+		{name: "bad magic", typ: websocket.BinaryMessage, msg: corrupt(frames[75], func(b []byte) []byte { b[0] = 0xF2; return b })},
+		{name: "truncated", typ: websocket.BinaryMessage, msg: corrupt(frames[75], func(b []byte) []byte { return b[:len(b)-1] })},
 		{name: "short header", typ: websocket.BinaryMessage, msg: []byte{media.FrameMagic, 0, 1}},
 		{name: "unknown track", typ: websocket.BinaryMessage, msg: marshal(unknownTrack)},
 		{name: "dts goes back", typ: websocket.BinaryMessage, msg: marshal(frames[10])},
@@ -431,7 +433,7 @@ func TestIngestClosesBadStream(t *testing.T) {
 				t.Errorf("worker closed with %d, want %d (CloseBadFrame)", code, media.CloseBadFrame)
 			}
 			in.waitStopped(t, g.SessionID)
-			in.checkSegments(t, g, []wantSegment{{start: 0, dur: time.Second, frames: 25}})
+			in.checkSegments(t, g, []wantSegment{{start: 0, dur: 2 * time.Second, frames: 50}})
 			in.checkSessionCalls(t, g.SessionID)
 		})
 	}
@@ -460,7 +462,7 @@ func TestIngestBadFrameClosesOnlyThatStream(t *testing.T) {
 	stopStream(t, b)
 	in.waitStopped(t, gb.SessionID)
 
-	in.checkSegments(t, ga, []wantSegment{{start: 0, dur: 3 * time.Second, frames: 75}})
+	in.checkSegments(t, ga, []wantSegment{{start: 0, dur: 2 * time.Second, frames: 50}})
 	in.checkSegments(t, gb, []wantSegment{
 		{start: 0, dur: 30 * time.Second, frames: 750},
 		{start: 30 * time.Second, dur: 30 * time.Second, frames: 750},
@@ -471,7 +473,9 @@ func TestIngestBadFrameClosesOnlyThatStream(t *testing.T) {
 }
 
 // An agent that vanishes without a close frame (power cut, network gone)
-// still gets its last partial segment recorded.
+// still gets its last partial segment recorded, up to its last keyframe:
+// the agent resumes from there on its next connection (2 s GOP, so 4 s of
+// the 5 s are recorded here).
 func TestIngestFlushesOnDisconnect(t *testing.T) {
 	mediatest.Require(t)
 	control := newFakeControl()
@@ -486,7 +490,7 @@ func TestIngestFlushesOnDisconnect(t *testing.T) {
 	}
 	in.waitStopped(t, g.SessionID)
 
-	in.checkSegments(t, g, []wantSegment{{start: 0, dur: 5 * time.Second, frames: 125}})
+	in.checkSegments(t, g, []wantSegment{{start: 0, dur: 4 * time.Second, frames: 100}})
 	in.checkSessionCalls(t, g.SessionID)
 	assertDirEntries(t, in.spool.Dir)
 	assertDirEntries(t, in.spool.WorkDir)

@@ -92,9 +92,13 @@ func (s *Spool) salvagePartials(ctx context.Context) {
 	}
 }
 
-// salvage cuts the partial file at path to its last whole fragment and
-// moves it into the spool as a short segment; a file with no whole
-// fragment is removed. ok is false when nothing was spooled.
+// salvage cuts the partial file at path before its last whole fragment
+// that starts with a keyframe, and moves it into the spool as a short
+// segment; a file with nothing left is removed. ok is false when nothing
+// was spooled. The agent resumes the stream on a new connection from the
+// last keyframe it sent, at or after that one: the cut leaves the rest to
+// the resumed session, so no instant is recorded twice (docs/protocol.md,
+// "Resuming a stream").
 func (s *Spool) salvage(path string) (sp spooled, ok bool) {
 	log := s.Logger.With("file", path)
 	if dir := filepath.Dir(path); dir != filepath.Clean(s.WorkDir) {
@@ -138,24 +142,25 @@ func (s *Spool) salvage(path string) (sp spooled, ok bool) {
 	return sp, true
 }
 
-// cutPartial truncates the partial file at path to its whole fragments
-// and describes what is left; Duration is 0 when nothing is.
+// cutPartial truncates the partial file at path before its last whole
+// fragment starting with a keyframe and describes what is left; Duration
+// is 0 when nothing is.
 func cutPartial(path string, start time.Time) (Segment, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return Segment{}, err
 	}
 	defer f.Close()
-	info, complete, err := media.ProbePartialSegment(f)
+	info, complete, err := media.ProbePartialSegmentToKeyframe(f)
 	if err != nil || complete == 0 {
 		return Segment{}, err
 	}
 	// A torn fragment would make the whole file unreadable to players.
 	if err := f.Truncate(complete); err != nil {
-		return Segment{}, fmt.Errorf("cut torn fragment: %w", err)
+		return Segment{}, fmt.Errorf("cut partial segment: %w", err)
 	}
 	if err := f.Sync(); err != nil {
-		return Segment{}, fmt.Errorf("cut torn fragment: %w", err)
+		return Segment{}, fmt.Errorf("cut partial segment: %w", err)
 	}
 	return Segment{Path: path, Start: start, End: start.Add(info.Duration), Duration: info.Duration,
 		Size: complete, Codec: info.Codec}, nil

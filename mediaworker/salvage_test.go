@@ -46,8 +46,11 @@ func crashedSegment(t *testing.T, workDir string, g recording.Grant, track media
 }
 
 // A worker that dies mid-segment leaves a partial file; the next worker's
-// spool cuts it to its whole fragments (1 s each), uploads and reports it
-// as a short recording of its session, with its real times.
+// spool cuts it before its last keyframe on disk (2 s GOP; fragments of at
+// most 1 s, a keyframe always starting one and written alone once its
+// duration is known), uploads and reports it as a short recording of its
+// session, with its real times. The agent replays from that keyframe or a
+// later one.
 func TestSpoolSalvagesPartialSegment(t *testing.T) {
 	mediatest.Require(t)
 	tests := []struct {
@@ -56,12 +59,13 @@ func TestSpoolSalvagesPartialSegment(t *testing.T) {
 		tear   int64         // bytes cut off the file's end after the crash
 		want   time.Duration // salvaged; 0: nothing, the file is removed
 	}{
-		// Frames up to 5.46 s: fragments up to 5 s are in the file, the rest
-		// was in memory.
-		{name: "crash mid-fragment", stream: 5500 * time.Millisecond, want: 5 * time.Second},
-		{name: "torn last fragment", stream: 5500 * time.Millisecond, tear: 1000, want: 4 * time.Second},
-		{name: "fragment boundary", stream: 3040 * time.Millisecond, want: 3 * time.Second},
-		{name: "no whole fragment", stream: 900 * time.Millisecond},
+		// Frames up to 5.46 s: the keyframe at 4 s is on disk.
+		{name: "crash mid-fragment", stream: 5500 * time.Millisecond, want: 4 * time.Second},
+		// The keyframe at 4 s and what follows are torn off.
+		{name: "torn last fragment", stream: 4080 * time.Millisecond, tear: 100, want: 2 * time.Second},
+		{name: "fragment boundary", stream: 3040 * time.Millisecond, want: 2 * time.Second},
+		{name: "keyframe just written", stream: 4080 * time.Millisecond, want: 4 * time.Second},
+		{name: "only the first GOP", stream: 1900 * time.Millisecond},
 		{name: "torn first fragment", stream: 1500 * time.Millisecond, tear: 1000},
 	}
 	for _, tc := range tests {
@@ -139,7 +143,7 @@ func TestSpoolSalvageSparesLiveStreams(t *testing.T) {
 	control := newFakeControl()
 	workDir := t.TempDir()
 	crashed := control.grant("crashed")
-	track, frames := demoFrames(t, 4*time.Second)
+	track, frames := demoFrames(t, 6*time.Second)
 	crashedSegment(t, workDir, crashed, track, frames[:len(frames)/2])
 
 	sp := newSpool(t, t.TempDir(), mediaworker.ObjectUploader{Objects: objects}, control)
@@ -174,11 +178,11 @@ func TestSpoolSalvageSparesLiveStreams(t *testing.T) {
 	in.waitStopped(t, live.SessionID)
 	srv.Wait()
 
-	if got := control.accepted(live.SessionID); len(got) != 1 || got[0].DurationMS != 4000 {
-		t.Errorf("live stream recorded %+v, want its whole 4 s segment", got)
+	if got := control.accepted(live.SessionID); len(got) != 1 || got[0].DurationMS != 6000 {
+		t.Errorf("live stream recorded %+v, want its whole 6 s segment", got)
 	}
-	if got := control.accepted(crashed.SessionID); len(got) != 1 || got[0].DurationMS != 1000 {
-		t.Errorf("crashed stream recorded %+v, want its first second", got)
+	if got := control.accepted(crashed.SessionID); len(got) != 1 || got[0].DurationMS != 2000 {
+		t.Errorf("crashed stream recorded %+v, want its first GOP (2 s, up to the keyframe on disk)", got)
 	}
 	assertDirEntries(t, workDir)
 }

@@ -32,6 +32,11 @@ type openSegment struct {
 	seq      uint32
 	size     int64
 	cutNext  bool // cut at the next keyframe of the first track
+	// keyAt is the file offset where the fragment of the last keyframe of
+	// the first track begins (0: the segment's first keyframe), keyNext
+	// that track's decode time there, in ticks.
+	keyAt   int64
+	keyNext uint64
 	// The init is written with the first fragment, so that tracks whose
 	// parameters arrive just after the first keyframe (an MJPEG track's
 	// first image) still make it into the segment.
@@ -206,9 +211,15 @@ func (s *Segmenter) finishSegment(endDTS time.Duration, known bool) error {
 	if err := s.flushFragment(); err != nil {
 		return err
 	}
+	leader := s.tracks[0]
+	return s.publishSegment(media.TicksToDuration(leader.next, leader.timescale))
+}
+
+// publishSegment syncs, closes and publishes the open segment, whose
+// fragments are all written and whose first track lasts dur.
+func (s *Segmenter) publishSegment(dur time.Duration) error {
 	seg := s.seg
 	leader := s.tracks[0]
-	dur := media.TicksToDuration(leader.next, leader.timescale)
 	s.seg = nil
 	for _, t := range s.tracks {
 		t.active = false

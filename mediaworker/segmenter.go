@@ -206,6 +206,14 @@ func (s *Segmenter) writeLeader(t *segTrack, f media.Frame) error {
 		if err := s.appendHeld(t, f.DTS); err != nil {
 			return err
 		}
+		if s.seg.keyAt > 0 && len(t.samples) == 1 && !t.samples[0].IsNonSyncSample {
+			// A keyframe (not the segment's first) is written alone as
+			// soon as its duration is known, so that a crash finds it on
+			// disk and the salvage cuts before it, not a GOP earlier.
+			if err := s.flushFragment(); err != nil {
+				return err
+			}
+		}
 		if !t.latest.equal(t.params) {
 			s.seg.cutNext = true
 		}
@@ -222,6 +230,16 @@ func (s *Segmenter) writeLeader(t *segTrack, f media.Frame) error {
 		if err := s.openSegment(f); err != nil {
 			return err
 		}
+	}
+	if t.scratchKey {
+		// A keyframe starts a fragment, so that the file can be cut just
+		// before it (CloseBeforeLastKeyframe, and the salvage).
+		if len(t.samples) > 0 {
+			if err := s.flushFragment(); err != nil {
+				return err
+			}
+		}
+		s.seg.keyAt, s.seg.keyNext = s.seg.size, t.next
 	}
 	t.hold(f)
 	if s.fragmentFull(t) {
@@ -265,7 +283,8 @@ func (s *Segmenter) writeOther(t *segTrack, f media.Frame) error {
 }
 
 // Close ends the open segment (its last frame gets the previous frame's
-// duration) and stops the Segmenter.
+// duration) and stops the Segmenter. Use it when the stream really ended;
+// when the agent will resume it, use CloseBeforeLastKeyframe.
 func (s *Segmenter) Close() error {
 	if s.closed {
 		return nil
@@ -276,4 +295,36 @@ func (s *Segmenter) Close() error {
 		err = s.finishSegment(0, false)
 	}
 	return errors.Join(err, s.notify())
+}
+
+// CloseBeforeLastKeyframe ends the open segment just before its last
+// keyframe of the first track, dropping that keyframe and every frame
+// after it, and stops the Segmenter. It is for a stream whose agent will
+// resume it on a new connection from the last keyframe it sent, which is
+// this one or a later one: what is dropped here is replayed there, and
+// nothing is recorded twice. A segment left with no frame is removed.
+func (s *Segmenter) CloseBeforeLastKeyframe() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.seg == nil {
+		return nil
+	}
+	seg := s.seg
+	if seg.keyAt == 0 {
+		s.abortSegment() // the segment's first keyframe is its last
+		return nil
+	}
+	for _, t := range s.tracks {
+		t.hasHeld = false
+		t.samples, t.arena = t.samples[:0], t.arena[:0]
+	}
+	if err := seg.file.Truncate(seg.keyAt); err != nil {
+		s.abortSegment()
+		return fmt.Errorf("cut segment: %w", err)
+	}
+	seg.size = seg.keyAt
+	leader := s.tracks[0]
+	return errors.Join(s.publishSegment(media.TicksToDuration(seg.keyNext, leader.timescale)), s.notify())
 }
