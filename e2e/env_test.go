@@ -8,9 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,7 +27,6 @@ import (
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/store"
-	"github.com/opennvr/vms/store/storetest"
 	"github.com/opennvr/vms/streamtoken"
 	"github.com/opennvr/vms/temporaltest"
 	"github.com/opennvr/vms/workflows"
@@ -52,19 +51,31 @@ const (
 // an API key and one agent.
 type env struct {
 	st        *store.Store
+	dbPath    string // the SQLite file
 	objects   *objectstore.Client
+	s3        objectstore.Config
 	tc        client.Client
+	temporal  string // the dev server's host:port
+	api       *apiReplica
 	apiURL    string
 	apiKey    string
 	agentKey  string
 	workerKey string
 	opts      api.Options
+	// workflows is the workflow worker child's config and startedWorkflows
+	// the child newEnv started (ChildWorkflows).
+	workflows        workflowsConfig
+	startedWorkflows *childProcess
 }
 
 type envConfig struct {
-	// Objects is the S3 to use; nil means a fresh bucket on the test
-	// binary's shared embedded S3 server.
+	// Objects is the S3 to use, S3 its config; nil means a fresh bucket on
+	// the test binary's shared embedded S3 server.
 	Objects *objectstore.Client
+	S3      objectstore.Config
+	// ChildWorkflows runs the workflow worker in a child process
+	// (env.workflows), which a test may kill; otherwise in this one.
+	ChildWorkflows bool
 }
 
 const tokenSecret = "e2e-stream-token-secret-0123456789abcdef"
@@ -75,10 +86,18 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 		tb.Skip("end-to-end: skipped in -short mode")
 	}
 	ctx := context.Background()
-	e := &env{st: storetest.Open(tb, "sqlite"), objects: cfg.Objects,
+	e := &env{dbPath: filepath.Join(tb.TempDir(), "vms.db"), objects: cfg.Objects, s3: cfg.S3,
 		apiKey: store.NewSecret("vms_"), agentKey: store.NewSecret("agt_"), workerKey: store.NewSecret("wrk_")}
+	var err error
+	if e.st, err = store.Open(ctx, e.dbPath); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { e.st.Close() })
+	if err := e.st.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
 	if e.objects == nil {
-		e.objects, _ = s3test.Start(tb)
+		e.objects, e.s3 = s3test.Start(tb)
 	}
 	acct, err := e.st.CreateAccount(ctx, "e2e", true)
 	if err != nil {
@@ -95,25 +114,87 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 		tb.Fatal(err)
 	}
 
-	e.tc, _ = temporaltest.Start(tb)
-	acts := &activities.Activities{Store: e.st, Objects: e.objects, Temporal: e.tc}
+	e.tc, e.temporal = temporaltest.Start(tb)
 	// A task queue of this test's own, which the API starts workflows on:
 	// workflows a test leaves running never reach a later test's worker.
-	tq := temporaltest.Worker(tb, e.tc, func(r worker.Registry) { workflows.Register(r, acts) })
+	acts := &activities.Activities{Store: e.st, Objects: e.objects, Temporal: e.tc}
+	var tq string
+	if cfg.ChildWorkflows {
+		tq = temporaltest.TaskQueue(tb)
+		e.workflows = workflowsConfig{DB: e.dbPath, Temporal: e.temporal, TaskQueue: tq, S3: e.s3}
+		e.startedWorkflows = e.startWorkflowsProcess(tb)
+	} else {
+		tq = temporaltest.Worker(tb, e.tc, func(r worker.Registry) { workflows.Register(r, acts) })
+	}
 
 	e.opts = api.Options{
 		Store: e.st, Objects: e.objects, Temporal: e.tc, TaskQueue: tq, Tokens: tokens, Recorder: acts, WorkerKey: e.workerKey,
 		SegmentLength: segmentLength, ClipGrace: clipGrace,
 	}
-	e.apiURL = e.serveAPI(tb, e.opts)
+	e.api = startReplica(tb, e.opts, "127.0.0.1:0")
+	e.apiURL = e.api.url()
 	return e
 }
 
 // serveAPI serves an API with opts on 127.0.0.1 and returns its base URL.
 func (e *env) serveAPI(tb testing.TB, opts api.Options) string {
-	srv := httptest.NewServer(api.New(opts).Handler())
-	tb.Cleanup(srv.Close)
-	return srv.URL
+	return startReplica(tb, opts, "127.0.0.1:0").url()
+}
+
+// startWorkflowsProcess starts the env's workflow worker child.
+func (e *env) startWorkflowsProcess(tb testing.TB) *childProcess {
+	tb.Helper()
+	return startChild(tb, envWorkflowsChild, e.workflows)
+}
+
+// apiReplica is an API server on an address of its own, which a test may
+// stop and start again on that address (a replica restarted).
+type apiReplica struct {
+	addr string
+	opts api.Options
+	srv  *api.Server
+	hs   *http.Server
+	done chan struct{}
+}
+
+// startReplica serves an API with opts on addr until the test ends.
+func startReplica(tb testing.TB, opts api.Options, addr string) *apiReplica {
+	tb.Helper()
+	r := &apiReplica{addr: addr, opts: opts}
+	r.start(tb)
+	tb.Cleanup(r.stop)
+	return r
+}
+
+func (r *apiReplica) url() string { return "http://" + r.addr }
+
+// start serves the API on the replica's address.
+func (r *apiReplica) start(tb testing.TB) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", r.addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r.addr = ln.Addr().String()
+	r.srv = api.New(r.opts)
+	r.hs = &http.Server{Handler: r.srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	r.done = make(chan struct{})
+	go func() {
+		defer close(r.done)
+		_ = r.hs.Serve(ln)
+	}()
+}
+
+// stop ends the replica at once, as a crash would: every connection drops,
+// agents' control channels included.
+func (r *apiReplica) stop() {
+	if r.hs == nil {
+		return
+	}
+	_ = r.hs.Close()
+	r.srv.Close()
+	<-r.done
+	r.hs = nil
 }
 
 // call sends a JSON request to the public API with the account's key and

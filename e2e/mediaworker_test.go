@@ -9,12 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,9 +22,6 @@ import (
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/recording"
 )
-
-// envWorkerChild carries a workerConfig (JSON) to a media worker child.
-const envWorkerChild = "VMS_E2E_WORKER"
 
 // workerConfig is one media worker, wired as `vms media-worker` wires it
 // (cmd/vms/media.go runMediaWorker).
@@ -130,7 +123,7 @@ func startWorker(tb testing.TB, cfg workerConfig, objects *objectstore.Client) w
 			tb.Errorf("media worker: %v", ex.err)
 		}
 	})
-	waitHealthy(tb, cfg.Addr, ex)
+	waitHealthy(tb, cfg.Addr, ex.done, func() error { return ex.err })
 	return cfg
 }
 
@@ -147,7 +140,9 @@ func (e *exit) set(err error) {
 	close(e.done)
 }
 
-func waitHealthy(tb testing.TB, addr string, ex *exit) {
+// waitHealthy waits until the media worker at addr answers /healthz; done
+// closes if it exits first, with err telling how.
+func waitHealthy(tb testing.TB, addr string, done <-chan struct{}, exitErr func() error) {
 	tb.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -159,8 +154,8 @@ func waitHealthy(tb testing.TB, addr string, ex *exit) {
 			}
 		}
 		select {
-		case <-ex.done:
-			tb.Fatalf("media worker at %s exited before it was ready: %v", addr, ex.err)
+		case <-done:
+			tb.Fatalf("media worker at %s exited before it was ready: %v", addr, exitErr())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -170,85 +165,14 @@ func waitHealthy(tb testing.TB, addr string, ex *exit) {
 	}
 }
 
-// workerProcess is a media worker in a child process: the test binary
-// re-executed with envWorkerChild.
-type workerProcess struct {
-	cmd *exec.Cmd
-	ex  *exit
-	log string // its stdout and stderr
-}
-
-// startWorkerProcess starts a media worker child and waits until it serves.
-// It is killed when the test ends, if still running.
-func startWorkerProcess(tb testing.TB, cfg workerConfig) *workerProcess {
+// startWorkerProcess starts a media worker in a child process and waits
+// until it serves.
+func startWorkerProcess(tb testing.TB, cfg workerConfig) *childProcess {
 	tb.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b, _ := json.Marshal(cfg)
-	logf, err := os.CreateTemp(tb.TempDir(), "media-worker-*.log")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p := &workerProcess{cmd: exec.Command(exe, "-test.run=^$"), ex: newExit(), log: logf.Name()}
-	p.cmd.Env = append(os.Environ(), envWorkerChild+"="+string(b))
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	setParentDeathSignal(p.cmd)
-	// The parent-death signal fires when the thread that forked the child
-	// exits: fork from a locked thread that lives as long as the child.
-	// Unlock once the child is gone: a goroutine that ends locked takes its
-	// thread down, and with it any other child that thread forked earlier
-	// (the S3 server, whose parent-death signal would then fire).
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		defer logf.Close()
-		if err := p.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.ex.set(p.cmd.Wait())
-	}()
-	if err := <-started; err != nil {
-		tb.Fatalf("start media worker: %v", err)
-	}
-	tb.Cleanup(func() {
-		p.kill()
-		if tb.Failed() || os.Getenv("VMS_E2E_LOG") != "" {
-			b, _ := os.ReadFile(p.log)
-			tb.Logf("media worker %d log:\n%s", p.pid(), tail(string(b), 8<<10))
-		}
-	})
-	waitHealthy(tb, cfg.Addr, p.ex)
+	p := startChild(tb, envWorkerChild, cfg)
+	waitHealthy(tb, cfg.Addr, p.proc.Done(), p.proc.Err)
 	return p
 }
-
-// kill ends the worker with SIGKILL, as a crash or the OOM killer would,
-// and waits for it to be gone.
-func (p *workerProcess) kill() {
-	select {
-	case <-p.ex.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.ex.done
-}
-
-// stop ends the worker with SIGTERM (it flushes its streams) and waits.
-func (p *workerProcess) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.ex.done:
-	case <-time.After(15 * time.Second):
-		p.kill()
-	}
-}
-
-func (p *workerProcess) pid() int { return p.cmd.Process.Pid }
 
 // workerChildMain is the media worker child: it runs until SIGTERM (or
 // SIGKILL) and returns the exit code.
@@ -258,7 +182,7 @@ func workerChildMain(raw string) int {
 		slog.Error("media worker child: bad config", "err", err)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	ctx, stop := childContext()
 	defer stop()
 	var objects *objectstore.Client
 	if !cfg.DiscardUploads {

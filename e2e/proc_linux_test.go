@@ -4,19 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
-
-// setParentDeathSignal has the child killed when the test binary dies, so
-// a crashed test leaves no media worker behind.
-func setParentDeathSignal(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
 
 // clockTick is the unit of /proc CPU times (USER_HZ, 100 on every Linux
 // this runs on; reading sysconf would need cgo).

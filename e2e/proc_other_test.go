@@ -4,13 +4,10 @@ package e2e_test
 
 import (
 	"errors"
-	"os/exec"
 	"time"
 )
 
 // The ingest benchmark reads /proc; elsewhere it skips.
-
-func setParentDeathSignal(*exec.Cmd) {}
 
 var errNoProc = errors.New("no /proc on this system")
 
