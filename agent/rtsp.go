@@ -241,26 +241,42 @@ func (s *RTSPSource) Run(ctx context.Context, onTracks func([]media.Track) error
 }
 
 // frameStamper makes timestamps relative to the first frame and converts
-// them from clock ticks to durations.
+// them from clock ticks to durations. A frame's wall clock follows its DTS
+// from the first frame's capture time, so consecutive segments of a stream
+// (and a stream resumed on another worker) start exactly where the previous
+// ended: packet-arrival jitter makes neither overlaps nor gaps. When the
+// camera's clock and ours part by more than maxWallDrift (a drifting clock,
+// a stall), the anchor moves to the capture time.
 type frameStamper struct {
 	clockRate uint32
 	started   bool
 	base      int64
+	baseWall  time.Time
 }
+
+// maxWallDrift is how far a frame's DTS-derived wall clock may stray from
+// its capture time before the anchor is moved.
+const maxWallDrift = time.Second
 
 func (s *frameStamper) frame(track uint8, raw *rawFrame, wall time.Time) media.Frame {
 	if !s.started {
 		s.started = true
 		s.base = raw.dts
+		s.baseWall = wall
 	}
 	// The wire format refuses negative timestamps; only a camera whose
 	// clock jumps backwards produces them.
+	dts := max(0, media.SignedTicksToDuration(raw.dts-s.base, s.clockRate))
+	stamped := s.baseWall.Add(dts)
+	if d := wall.Sub(stamped); d > maxWallDrift || d < -maxWallDrift {
+		s.baseWall, stamped = wall.Add(-dts), wall
+	}
 	return media.Frame{
 		Track:    track,
 		Keyframe: raw.keyframe,
-		DTS:      max(0, media.SignedTicksToDuration(raw.dts-s.base, s.clockRate)),
+		DTS:      dts,
 		PTS:      max(0, media.SignedTicksToDuration(raw.pts-s.base, s.clockRate)),
-		Wall:     wall,
+		Wall:     stamped,
 		Payload:  raw.payload,
 	}
 }
