@@ -208,6 +208,9 @@ func (m *Manager) launchLocked(target StreamTarget, token string, src Source, lo
 	var opened sync.Once
 	p := &Pusher{Source: src, Tokens: m.tokenSource(token, target), Logger: log,
 		EndOnCameraFailure: target.Record, OnCameraOpen: func() { opened.Do(func() { close(s.opened) }) }}
+	if target.Record {
+		p.MaxBackoff = RecordMaxBackoff
+	}
 	if m.cfg.TunePusher != nil {
 		m.cfg.TunePusher(p)
 	}

@@ -82,8 +82,16 @@ type PushStatus struct {
 
 // Defaults for the zero values of Pusher's fields.
 const (
-	DefaultMinBackoff    = 500 * time.Millisecond
-	DefaultMaxBackoff    = 30 * time.Second
+	DefaultMinBackoff = 500 * time.Millisecond
+	DefaultMaxBackoff = 30 * time.Second
+	// RecordMaxBackoff caps a record stream's reconnect delay. Its worker
+	// may have died for good: the control plane moves the channel once the
+	// NVR has been silent for recording.NVRStaleAfter, and only the agent's
+	// next token names the new worker. Asking at least this often records
+	// again within NVRStaleAfter + RecordMaxBackoff, while the replay buffer
+	// (DefaultQueueDuration) still holds most of the outage; with the 30 s
+	// cap the next try could come a minute after the kill.
+	RecordMaxBackoff     = 5 * time.Second
 	DefaultQueueBytes    = 32 << 20
 	DefaultQueueDuration = 30 * time.Second
 )

@@ -177,6 +177,37 @@ func TestRecordResumesWorker(t *testing.T) {
 	}
 }
 
+// TestRecordBackoffCapped: a record stream retries its worker at least
+// every RecordMaxBackoff, so a channel moved off a dead NVR is recording on
+// the new one soon after the move (e2e TestFaultMatrix measures it).
+func TestRecordBackoffCapped(t *testing.T) {
+	cam := startCamera(t, demoSample, democam.WithFPS(250))
+	maxBackoff := make(chan time.Duration, 1)
+	r := newRecordRig(t, readAll)
+	// Seen before the rig's own tuning, which shortens every backoff.
+	tune := r.m.cfg.TunePusher
+	r.m.cfg.TunePusher = func(p *Pusher) {
+		maxBackoff <- p.MaxBackoff
+		tune(p)
+	}
+	if ack, err := r.record(t, "chan-1", "high", cam.URL(), "tok-1"); err != nil || !ack.Started {
+		t.Fatalf("record = %+v, %v", ack, err)
+	}
+	got := <-maxBackoff
+	if got != RecordMaxBackoff {
+		t.Errorf("record stream's max backoff = %s, want %s", got, RecordMaxBackoff)
+	}
+	if RecordMaxBackoff >= DefaultQueueDuration {
+		t.Errorf("RecordMaxBackoff %s: a retry would come after the replay buffer (%s) is spent", RecordMaxBackoff, DefaultQueueDuration)
+	}
+	b := backoff{min: DefaultMinBackoff, max: got}
+	for range 20 {
+		if d := b.next(); d > RecordMaxBackoff {
+			t.Fatalf("a reconnect delay of %s past the cap %s", d, RecordMaxBackoff)
+		}
+	}
+}
+
 // TestRecordCameraFailures: a camera that cannot be opened is an error ack
 // naming the cause, never the credentials; a camera that fails later ends
 // the stream without retries.

@@ -18,6 +18,10 @@ const envCameraOutage = "VMS_E2E_CAMERA_OUTAGE"
 
 const cameraOutage = 10 * time.Second
 
+// nvrDeathGoal: a channel whose NVR died records on another within this
+// (the NVR is taken for dead after recording.NVRStaleAfter).
+const nvrDeathGoal = 35 * time.Second
+
 // matrix is the fault matrix's system, every part a real process but the
 // API replica (restarted in this process, on its address): a channel that
 // records by itself from a demo RTSP camera, through an agent child, a
@@ -65,6 +69,50 @@ func (m *matrix) startCamera(tb testing.TB) {
 		tb.Fatalf("demo camera: %v", err)
 	}
 	m.cam = cam
+}
+
+// startSpareNVR starts a second media worker, an NVR of its own
+// ("nvr-2"), for the channel to move to.
+func (m *matrix) startSpareNVR() *childProcess {
+	w := m.worker
+	w.Name, w.Addr, w.DataDir = "nvr-2", freeAddr(m.t), m.t.TempDir()
+	return startWorkerProcess(m.t, w)
+}
+
+// channelNVR is the id of the NVR the channel is on.
+func (m *matrix) channelNVR(tb testing.TB) string {
+	var ch struct {
+		NVRID string `json:"nvr_id"`
+	}
+	m.call(tb, http.MethodGet, "/v1/channels/"+m.ch, nil, http.StatusOK, &ch)
+	return ch.NVRID
+}
+
+// awaitMove waits until the channel has left NVR from and a recording that
+// ends after since (so holds media the old NVR never had) is listed; it
+// logs and returns both times from since.
+func (m *matrix) awaitMove(tb testing.TB, fault, from string, since time.Time) (movedAfter, storedAfter time.Duration) {
+	tb.Helper()
+	waitFor(tb, "the channel moved and recorded on its new NVR", waitLong, func() bool {
+		if movedAfter == 0 && m.channelNVR(tb) != from {
+			movedAfter = time.Since(since)
+		}
+		if movedAfter == 0 {
+			return false
+		}
+		recs := m.recordings(tb, m.ch)
+		return len(recs) > 0 && recs[len(recs)-1].End.After(since)
+	})
+	storedAfter = time.Since(since)
+	tb.Logf("fault matrix | %-32s | channel moved %5.1f s after the fault, first segment from the new NVR stored %5.1f s after",
+		fault, movedAfter.Seconds(), storedAfter.Seconds())
+	return movedAfter, storedAfter
+}
+
+// setNVRStatus drains (store.NVRDraining) or reactivates the NVR with the
+// id, as an admin does.
+func (m *matrix) setNVRStatus(tb testing.TB, id, status string) {
+	m.call(tb, http.MethodPatch, "/v1/nvrs/"+id, map[string]string{"status": status}, http.StatusOK, nil)
 }
 
 // state is the channel's recording state.
@@ -155,17 +203,27 @@ func TestFaultMatrix(t *testing.T) {
 			t.Errorf("media lost: %v, want none", f.gaps)
 		}
 	}
+	// The NVR faults move the channel: from nvrBefore to another NVR.
+	var nvrBefore string
+	var spare *childProcess
+	var movedAfter, storedAfter time.Duration
+	moved := func(t *testing.T) {
+		if now := m.channelNVR(t); now == nvrBefore {
+			t.Errorf("the channel is still on NVR %s", now)
+		}
+	}
 	faults := []struct {
-		name  string
-		fault func() // breaks the part and brings it back
-		check func(t *testing.T, f faultFigures)
+		name    string
+		prepare func() // optional, before the fault's clock starts
+		fault   func() // breaks the part and brings it back
+		check   func(t *testing.T, f faultFigures)
 	}{
-		{"API replica restarted", func() { m.api.stop(); m.api.start(m.t) }, noLoss},
-		{"workflow worker SIGKILLed", func() {
+		{"API replica restarted", nil, func() { m.api.stop(); m.api.start(m.t) }, noLoss},
+		{"workflow worker SIGKILLed", nil, func() {
 			m.workflowWorker.kill()
 			m.workflowWorker = m.startWorkflowsProcess(m.t)
 		}, noLoss},
-		{"agent restarted (SIGTERM)", func() {
+		{"agent restarted (SIGTERM)", nil, func() {
 			m.agent.stop()
 			m.agent = m.startAgentProcess(m.t)
 		}, func(t *testing.T, f faultFigures) {
@@ -173,7 +231,7 @@ func TestFaultMatrix(t *testing.T) {
 				t.Errorf("recording again %s after the agent was back", f.resumed)
 			}
 		}},
-		{"media worker SIGKILLed", func() {
+		{"media worker SIGKILLed", nil, func() {
 			m.media.kill()
 			m.media = startWorkerProcess(m.t, m.worker)
 		}, func(t *testing.T, f faultFigures) {
@@ -181,7 +239,7 @@ func TestFaultMatrix(t *testing.T) {
 				t.Errorf("recording again %s after the worker was back, %s lost", f.resumed, f.lost)
 			}
 		}},
-		{"camera down " + outage.String(), func() {
+		{"camera down " + outage.String(), nil, func() {
 			m.cam.Close()
 			time.Sleep(outage)
 			m.startCamera(m.t)
@@ -193,9 +251,43 @@ func TestFaultMatrix(t *testing.T) {
 				t.Errorf("%s lost of a %s camera outage: the timeline hides a hole", f.lost, outage)
 			}
 		}},
+		// A second NVR comes up; the admin drains the channel's (its worker
+		// alive), which is then made active again, for the next fault.
+		{"NVR drained (worker alive)", func() {
+			spare = m.startSpareNVR()
+			nvrBefore = m.channelNVR(m.t)
+		}, func() {
+			m.setNVRStatus(m.t, nvrBefore, store.NVRDraining)
+		}, func(t *testing.T, f faultFigures) {
+			moved(t)
+			m.setNVRStatus(t, nvrBefore, store.NVRActive)
+			if f.resumed > 10*time.Second {
+				t.Errorf("recording again %s after the drain", f.resumed)
+			}
+		}},
+		// The channel's NVR dies for good: its worker is SIGKILLed and not
+		// started again. The channel moves once the NVR has been silent for
+		// recording.NVRStaleAfter. The fault lasts until the new NVR has
+		// stored a segment.
+		{"NVR SIGKILLed for good", func() {
+			nvrBefore = m.channelNVR(m.t)
+		}, func() {
+			at := time.Now()
+			spare.kill()
+			movedAfter, storedAfter = m.awaitMove(m.t, "NVR SIGKILLed for good", nvrBefore, at)
+		}, func(t *testing.T, f faultFigures) {
+			moved(t)
+			if movedAfter > nvrDeathGoal || storedAfter > nvrDeathGoal+2*segmentLength {
+				t.Errorf("channel moved %s and recorded on its new NVR %s after its NVR died, want ≤ %s",
+					movedAfter, storedAfter, nvrDeathGoal)
+			}
+		}},
 	}
 	for _, fc := range faults {
 		t.Run(fc.name, func(t *testing.T) {
+			if fc.prepare != nil {
+				fc.prepare()
+			}
 			at := time.Now()
 			fc.fault()
 			fc.check(t, m.measure(t, fc.name, at, time.Now()))

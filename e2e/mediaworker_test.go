@@ -40,16 +40,21 @@ type workerConfig struct {
 	DiscardUploads bool `json:"discard_uploads,omitempty"`
 }
 
+// nvrCapacity is the capacity a test's media worker registers its NVR with.
+const nvrCapacity = 1000
+
 func (c workerConfig) url() string      { return "ws://" + c.Addr + "/v1/ingest" }
 func (c workerConfig) spoolDir() string { return filepath.Join(c.DataDir, "spool", "ready") }
 
 // runWorker registers the worker as an NVR instance, then serves ingest on
-// ln and drains the spool until ctx ends, as runMediaWorker does.
+// ln, drains the spool and heartbeats its NVR until ctx ends, as
+// runMediaWorker does.
 func runWorker(ctx context.Context, cfg workerConfig, objects *objectstore.Client, ln net.Listener) error {
 	var control mediaworker.ControlPlane = stubControl{}
+	var api *mediaworker.APIClient
 	if !cfg.StubControl {
-		api := &mediaworker.APIClient{API: &apiclient.Client{BaseURL: cfg.APIURL, Key: cfg.WorkerKey}, Worker: cfg.Name}
-		if err := api.Register(ctx, cfg.Name, cfg.url(), 1000); err != nil {
+		api = &mediaworker.APIClient{API: &apiclient.Client{BaseURL: cfg.APIURL, Key: cfg.WorkerKey}, Worker: cfg.Name}
+		if err := api.Register(ctx, cfg.Name, cfg.url(), nvrCapacity); err != nil {
 			return fmt.Errorf("register NVR instance: %w", err)
 		}
 		control = api
@@ -69,6 +74,15 @@ func runWorker(ctx context.Context, cfg workerConfig, objects *objectstore.Clien
 		}
 		return nil
 	})
+	if api != nil {
+		g.Go(func() error {
+			// The NVR stays alive to the control plane while the worker runs.
+			if err := api.KeepRegistered(ctx, cfg.Name, cfg.url(), nvrCapacity, recording.NVRHeartbeat); !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		errc := make(chan error, 1)
 		go func() { errc <- hs.Serve(ln) }()
