@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -65,6 +66,9 @@ type envConfig struct {
 	// Objects is the S3 to use; nil means a fresh bucket on the test
 	// binary's shared embedded S3 server.
 	Objects *objectstore.Client
+	// SegmentLength is the API's target segment length (session liveness);
+	// zero means segmentLength.
+	SegmentLength time.Duration
 }
 
 const tokenSecret = "e2e-stream-token-secret-0123456789abcdef"
@@ -103,7 +107,7 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 
 	e.opts = api.Options{
 		Store: e.st, Objects: e.objects, Temporal: e.tc, TaskQueue: tq, Tokens: tokens, Recorder: acts, WorkerKey: e.workerKey,
-		SegmentLength: segmentLength, ClipGrace: clipGrace,
+		SegmentLength: cmp.Or(cfg.SegmentLength, segmentLength), ClipGrace: clipGrace,
 	}
 	e.apiURL = e.serveAPI(tb, e.opts)
 	return e
@@ -168,9 +172,18 @@ type camera struct {
 // channel for it on the NVR with the most room, and returns the channel id.
 func (e *env) addChannel(tb testing.TB, cam camera) string {
 	tb.Helper()
-	u, err := url.Parse(cam.URL)
+	id, err := e.tryAddChannel(cam)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return id
+}
+
+// tryAddChannel is addChannel returning the failure (safe from any goroutine).
+func (e *env) tryAddChannel(cam camera) (string, error) {
+	u, err := url.Parse(cam.URL)
+	if err != nil {
+		return "", err
 	}
 	port, _ := strconv.Atoi(u.Port())
 	streams := map[string]string{"high": u.Path}
@@ -178,12 +191,15 @@ func (e *env) addChannel(tb testing.TB, cam camera) string {
 		streams = map[string]string{"mjpeg": u.Path}
 	}
 	var c struct{ ID string }
-	e.call(tb, http.MethodPost, "/v1/cameras", map[string]any{
+	err = e.try(e.apiURL, http.MethodPost, "/v1/cameras", map[string]any{
 		"name": "e2e " + cam.Protocol, "protocol": cam.Protocol, "host": u.Hostname(), "port": port, "streams": streams,
 	}, http.StatusCreated, &c)
+	if err != nil {
+		return "", err
+	}
 	var ch struct{ ID string }
-	e.call(tb, http.MethodPost, "/v1/channels", map[string]any{"camera_id": c.ID}, http.StatusCreated, &ch)
-	return ch.ID
+	err = e.try(e.apiURL, http.MethodPost, "/v1/channels", map[string]any{"camera_id": c.ID}, http.StatusCreated, &ch)
+	return ch.ID, err
 }
 
 type tokenView struct {

@@ -50,13 +50,17 @@ type workerConfig struct {
 func (c workerConfig) url() string      { return "ws://" + c.Addr + "/v1/ingest" }
 func (c workerConfig) spoolDir() string { return filepath.Join(c.DataDir, "spool", "ready") }
 
+// workerCapacity is the channel capacity a test's NVR registers with.
+const workerCapacity = 1000
+
 // runWorker registers the worker as an NVR instance, then serves ingest on
 // ln and drains the spool until ctx ends, as runMediaWorker does.
 func runWorker(ctx context.Context, cfg workerConfig, objects *objectstore.Client, ln net.Listener) error {
 	var control mediaworker.ControlPlane = stubControl{}
+	var api *mediaworker.APIClient
 	if !cfg.StubControl {
-		api := &mediaworker.APIClient{API: &apiclient.Client{BaseURL: cfg.APIURL, Key: cfg.WorkerKey}, Worker: cfg.Name}
-		if err := api.Register(ctx, cfg.Name, cfg.url(), 1000); err != nil {
+		api = &mediaworker.APIClient{API: &apiclient.Client{BaseURL: cfg.APIURL, Key: cfg.WorkerKey}, Worker: cfg.Name}
+		if err := api.Register(ctx, cfg.Name, cfg.url(), workerCapacity); err != nil {
 			return fmt.Errorf("register NVR instance: %w", err)
 		}
 		control = api
@@ -76,6 +80,14 @@ func runWorker(ctx context.Context, cfg workerConfig, objects *objectstore.Clien
 		}
 		return nil
 	})
+	if api != nil {
+		// Without the heartbeat the NVR goes stale after
+		// recording.NVRStaleAfter and supervisors try to move its channels.
+		g.Go(func() error {
+			_ = api.KeepRegistered(ctx, cfg.Name, cfg.url(), workerCapacity, recording.NVRHeartbeat)
+			return nil
+		})
+	}
 	g.Go(func() error {
 		errc := make(chan error, 1)
 		go func() { errc <- hs.Serve(ln) }()
