@@ -140,6 +140,9 @@ type Pusher struct {
 	// OnCameraOpen, if set, is called at every attempt once the camera
 	// delivered its tracks, before the worker is dialled.
 	OnCameraOpen func()
+	// Dials, if set, is a semaphore shared by Pushers: a slot is held
+	// while the worker is dialled (token, handshake, authorization).
+	Dials chan struct{}
 
 	mu     sync.Mutex
 	status PushStatus
@@ -248,12 +251,24 @@ func (p *Pusher) attempt(parent context.Context) (time.Duration, error) {
 		if p.OnCameraOpen != nil {
 			p.OnCameraOpen()
 		}
-		token, workerURL, err := p.Tokens(ctx)
-		if err != nil {
-			workerErr = fmt.Errorf("stream token: %w", err)
-			return workerErr
+		if p.Dials != nil {
+			select {
+			case p.Dials <- struct{}{}:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
 		}
-		conn, welcome, err := p.dial(ctx, workerURL, token, tracks)
+		token, workerURL, err := p.Tokens(ctx)
+		var conn *websocket.Conn
+		var welcome media.Welcome
+		if err == nil {
+			conn, welcome, err = p.dial(ctx, workerURL, token, tracks)
+		} else {
+			err = fmt.Errorf("stream token: %w", err)
+		}
+		if p.Dials != nil {
+			<-p.Dials
+		}
 		if err != nil {
 			workerErr = err
 			return err
