@@ -66,6 +66,9 @@ type envConfig struct {
 	// Objects is the S3 to use; nil means a fresh bucket on the test
 	// binary's shared embedded S3 server.
 	Objects *objectstore.Client
+	// DB is the store: "sqlite" (the default) or "postgres" (a fresh
+	// database on 127.0.0.1:5432, see storetest).
+	DB string
 	// SegmentLength is the API's target segment length (session liveness);
 	// zero means segmentLength.
 	SegmentLength time.Duration
@@ -79,7 +82,7 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 		tb.Skip("end-to-end: skipped in -short mode")
 	}
 	ctx := context.Background()
-	e := &env{st: storetest.Open(tb, "sqlite"), objects: cfg.Objects,
+	e := &env{st: storetest.Open(tb, cmp.Or(cfg.DB, "sqlite")), objects: cfg.Objects,
 		apiKey: store.NewSecret("vms_"), agentKey: store.NewSecret("agt_"), workerKey: store.NewSecret("wrk_")}
 	if e.objects == nil {
 		e.objects, _ = s3test.Start(tb)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -38,13 +39,15 @@ import (
 // and ONE democam RTSP camera that all N cameras point at (the agent opens
 // one RTSP session per channel). Segments are VMS_BENCH_SEGMENT long
 // (default 60 s) to keep the upload and report load off the measurement.
+// VMS_BENCH_DB=postgres runs the store on PostgreSQL (127.0.0.1:5432)
+// instead of SQLite, as a fleet of this size would.
 func BenchmarkAgentReconnect(b *testing.B) {
 	n := envInts(b, "VMS_BENCH_CHANNELS", "500")[0]
 	segment := envDuration(b, "VMS_BENCH_SEGMENT", time.Minute)
 	within := envDuration(b, "VMS_BENCH_WITHIN", 5*time.Minute)
 	ctx := context.Background()
 
-	e := newEnv(b, envConfig{SegmentLength: segment})
+	e := newEnv(b, envConfig{SegmentLength: segment, DB: os.Getenv("VMS_BENCH_DB")})
 	startWorker(b, workerConfig{Name: "nvr-1", Addr: "127.0.0.1:0", DataDir: b.TempDir(),
 		APIURL: e.apiURL, WorkerKey: e.workerKey, Segment: segment}, e.objects)
 	cam, err := democam.Start(ctx, "127.0.0.1:0", "cam", demoSample)
@@ -69,7 +72,8 @@ func BenchmarkAgentReconnect(b *testing.B) {
 	}
 	b.Logf("%d channels added in %s", n, time.Since(added).Round(100*time.Millisecond))
 	first := watchStates(b, e, added, within)
-	b.Logf("first start: %s", first)
+	b.Logf("first start: %s; agent commands: %d, peak in flight %d, median %s at the agent",
+		first, ag.commands.total.Load(), ag.commands.peak.Load(), ag.commands.median().Round(time.Millisecond))
 
 	b.ResetTimer()
 	for range b.N {
@@ -80,8 +84,8 @@ func BenchmarkAgentReconnect(b *testing.B) {
 
 		ag = startFleetAgent(b, e)
 		back := watchStates(b, e, ag.started, within)
-		b.Logf("after the reconnect: %s; agent commands: %d, peak in flight %d, busy answers %d",
-			back, ag.commands.total.Load(), ag.commands.peak.Load(), back.busy)
+		b.Logf("after the reconnect: %s; agent commands: %d, peak in flight %d, median %s at the agent; %d channels answered busy",
+			back, ag.commands.total.Load(), ag.commands.peak.Load(), ag.commands.median().Round(time.Millisecond), back.busy)
 		if back.recording < n {
 			b.Fatalf("only %d of %d channels recording %s after the reconnect", back.recording, n, within)
 		}
@@ -132,12 +136,15 @@ func (a *fleetAgent) stop() {
 	})
 }
 
-// countingCommander counts the commands the agent runs and the most it
-// ran at once.
+// countingCommander counts the commands the agent runs, the most it ran
+// at once and how long each took.
 type countingCommander struct {
 	next            agent.Commander
 	inFlight, total atomic.Int64
 	peak            atomic.Int64
+
+	mu   sync.Mutex
+	took []time.Duration
 }
 
 func (c *countingCommander) Execute(ctx context.Context, cmd control.Command) (control.Ack, error) {
@@ -146,7 +153,24 @@ func (c *countingCommander) Execute(ctx context.Context, cmd control.Command) (c
 	defer c.inFlight.Add(-1)
 	for p := c.peak.Load(); n > p && !c.peak.CompareAndSwap(p, n); p = c.peak.Load() {
 	}
+	start := time.Now()
+	defer func() {
+		c.mu.Lock()
+		c.took = append(c.took, time.Since(start))
+		c.mu.Unlock()
+	}()
 	return c.next.Execute(ctx, cmd)
+}
+
+// median is the median time a command took at the agent.
+func (c *countingCommander) median() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.took) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(c.took))
+	return s[len(s)/2]
 }
 
 // statesSeen is what watchStates saw of the channels' states.
