@@ -317,20 +317,14 @@ func TestControlURL(t *testing.T) {
 // deadline is answered busy (control.Ack.Busy), not failed.
 func TestControlClientQueuesRecordCommands(t *testing.T) {
 	f := startFakeAPI(t)
-	var mu sync.Mutex
-	running, peak := 0, 0
+	var running peakCounter
 	runClient(t, f, commanderFunc(func(ctx context.Context, cmd control.Command) (control.Ack, error) {
 		if cmd.Type != control.TypeRecord {
 			return control.Ack{}, nil
 		}
-		mu.Lock()
-		running++
-		peak = max(peak, running)
-		mu.Unlock()
+		running.enter()
 		time.Sleep(50 * time.Millisecond)
-		mu.Lock()
-		running--
-		mu.Unlock()
+		running.leave()
 		return control.Ack{Started: true}, nil
 	}), func(c *ControlClient) { c.MaxStreamCommands, c.MaxInFlight = 2, 1 })
 	conn := f.next()
@@ -360,7 +354,7 @@ func TestControlClientQueuesRecordCommands(t *testing.T) {
 		}
 		acked[ack.ID] = true
 	}
-	if peak > 2 {
+	if peak := running.peak(); peak > 2 {
 		t.Errorf("%d record commands ran at once, want at most 2", peak)
 	}
 

@@ -467,17 +467,11 @@ func TestBackoff(t *testing.T) {
 // that many worker connections at once (the worker's welcome is slow, as
 // a busy control plane's authorization is), and all of them go live.
 func TestPusherDialsBounded(t *testing.T) {
-	var mu sync.Mutex
-	waiting, peak := 0, 0
+	var dialling peakCounter
 	w := newFakeWorker(t, func(n int, c *websocket.Conn, seen *wsConn, w *fakeWorker) {
-		mu.Lock()
-		waiting++
-		peak = max(peak, waiting)
-		mu.Unlock()
+		dialling.enter()
 		time.Sleep(100 * time.Millisecond)
-		mu.Lock()
-		waiting--
-		mu.Unlock()
+		dialling.leave()
 		if err := welcome(c, fmt.Sprintf("sess-%d", n)); err != nil {
 			return
 		}
@@ -504,7 +498,7 @@ func TestPusherDialsBounded(t *testing.T) {
 		}
 		return true
 	})
-	if peak > 2 {
+	if peak := dialling.peak(); peak > 2 {
 		t.Errorf("%d worker connections opened at once, want at most 2", peak)
 	}
 	for i, p := range pushers {
