@@ -67,9 +67,11 @@ type ControlClient struct {
 }
 
 // DefaultMaxStreamCommands: record commands run this many at once. One
-// opens a camera session (a few round trips on the LAN) and dials a media
-// worker: waiting on the network, not the CPU.
-const DefaultMaxStreamCommands = 32
+// opens a camera session (a few round trips on the LAN) and waits for its
+// tracks, often for the next keyframe (a GOP, seconds): waiting on the
+// camera, not the CPU. (Dialling the media worker comes after the ack and
+// has its own bound, ManagerConfig.MaxDials.)
+const DefaultMaxStreamCommands = 64
 
 // ControlURL is the control channel's WebSocket URL for the API's base URL
 // (http://host:port → ws://host:port/internal/v1/agent/control).
@@ -245,7 +247,8 @@ func (s *controlSession) handle(ctx context.Context, data []byte) {
 
 // queueStream runs a record or stop-record command once a stream slot is
 // free. Its deadline runs from now, waiting included, so its ack still
-// comes before the API stops waiting.
+// comes before the API stops waiting; it waits at most half of it, so the
+// camera has the other half to open, and is answered busy past that.
 func (s *controlSession) queueStream(ctx context.Context, cmd control.Command) {
 	if s.streamWaiting.Add(1) > control.MaxPending {
 		s.streamWaiting.Add(-1)
@@ -255,13 +258,18 @@ func (s *controlSession) queueStream(ctx context.Context, cmd control.Command) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout())
 	s.wg.Go(func() {
 		defer cancel()
+		wait := time.NewTimer(s.timeout() / 2)
+		defer wait.Stop()
 		select {
 		case s.streamSlots <- struct{}{}:
 			s.streamWaiting.Add(-1)
-		case <-ctx.Done():
+		case <-wait.C:
 			s.streamWaiting.Add(-1)
 			s.ack(control.Busy(cmd.ID, errors.New("agent busy: no record slot came free in time")))
 			return
+		case <-ctx.Done():
+			s.streamWaiting.Add(-1)
+			return // the connection is closing
 		}
 		defer func() { <-s.streamSlots }()
 		s.ack(s.execute(ctx, cmd))
