@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -53,10 +54,24 @@ type ControlClient struct {
 	PingInterval time.Duration // default control.PingInterval; silence for 3× drops the connection
 	// CommandTimeout bounds one command's work (default control.ExecTimeout).
 	CommandTimeout time.Duration
-	// MaxInFlight bounds the commands running at once (default 8); more
-	// are answered "busy".
+	// MaxInFlight bounds the PTZ and snapshot commands running at once
+	// (default 8); more are answered "busy" at once: a person is waiting.
 	MaxInFlight int
+	// MaxStreamCommands bounds the record and stop-record commands running
+	// at once (default DefaultMaxStreamCommands): the camera sessions an
+	// agent opens together. More wait for a free slot, up to
+	// control.MaxPending of them, each within its own deadline; a command
+	// that cannot get one in time is answered busy (control.Busy), and its
+	// supervisor sends it again soon.
+	MaxStreamCommands int
 }
+
+// DefaultMaxStreamCommands: record commands run this many at once. One
+// opens a camera session (a few round trips on the LAN) and waits for its
+// tracks, often for the next keyframe (a GOP, seconds): waiting on the
+// camera, not the CPU. (Dialling the media worker comes after the ack and
+// has its own bound, ManagerConfig.MaxDials.)
+const DefaultMaxStreamCommands = 64
 
 // ControlURL is the control channel's WebSocket URL for the API's base URL
 // (http://host:port → ws://host:port/internal/v1/agent/control).
@@ -129,7 +144,8 @@ func (c *ControlClient) session(ctx context.Context) error {
 	}
 	c.logger().Info("agent control channel connected")
 
-	s := &controlSession{c: c, conn: conn, log: c.logger(), slots: make(chan struct{}, orDefault(c.MaxInFlight, 8))}
+	s := &controlSession{c: c, conn: conn, log: c.logger(), slots: make(chan struct{}, orDefault(c.MaxInFlight, 8)),
+		streamSlots: make(chan struct{}, orDefault(c.MaxStreamCommands, DefaultMaxStreamCommands))}
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
 		cancel()
@@ -147,7 +163,10 @@ type controlSession struct {
 	c     *ControlClient
 	conn  *websocket.Conn
 	log   *slog.Logger
-	slots chan struct{} // commands in flight
+	slots chan struct{} // PTZ and snapshot commands in flight
+
+	streamSlots   chan struct{} // record and stop-record commands running
+	streamWaiting atomic.Int32  // record and stop-record commands waiting for a slot
 
 	writeMu sync.Mutex
 	wg      sync.WaitGroup // running commands, the pinger and the closer
@@ -208,19 +227,61 @@ func (s *controlSession) handle(ctx context.Context, data []byte) {
 		s.ack(control.Failed(cmd.ID, err))
 		return
 	}
+	if cmd.Type == control.TypeRecord || cmd.Type == control.TypeStopRecord {
+		s.queueStream(ctx, cmd)
+		return
+	}
 	select {
 	case s.slots <- struct{}{}:
 	default:
-		s.ack(control.Failed(cmd.ID, errors.New("agent busy: too many commands in flight")))
+		s.ack(control.Busy(cmd.ID, errors.New("agent busy: too many commands in flight")))
 		return
 	}
 	s.wg.Go(func() {
 		defer func() { <-s.slots }()
+		ctx, cancel := context.WithTimeout(ctx, s.timeout())
+		defer cancel()
 		s.ack(s.execute(ctx, cmd))
 	})
 }
 
-// execute runs one command and makes its ack; a panic becomes an error ack.
+// queueStream runs a record or stop-record command once a stream slot is
+// free. Its deadline runs from now, waiting included, so its ack still
+// comes before the API stops waiting; it waits at most half of it, so the
+// camera has the other half to open, and is answered busy past that.
+func (s *controlSession) queueStream(ctx context.Context, cmd control.Command) {
+	if s.streamWaiting.Add(1) > control.MaxPending {
+		s.streamWaiting.Add(-1)
+		s.ack(control.Busy(cmd.ID, errors.New("agent busy: too many record commands waiting")))
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout())
+	s.wg.Go(func() {
+		defer cancel()
+		wait := time.NewTimer(s.timeout() / 2)
+		defer wait.Stop()
+		select {
+		case s.streamSlots <- struct{}{}:
+			s.streamWaiting.Add(-1)
+		case <-wait.C:
+			s.streamWaiting.Add(-1)
+			s.ack(control.Busy(cmd.ID, errors.New("agent busy: no record slot came free in time")))
+			return
+		case <-ctx.Done():
+			s.streamWaiting.Add(-1)
+			return // the connection is closing
+		}
+		defer func() { <-s.streamSlots }()
+		s.ack(s.execute(ctx, cmd))
+	})
+}
+
+func (s *controlSession) timeout() time.Duration {
+	return orDefault(s.c.CommandTimeout, control.ExecTimeout)
+}
+
+// execute runs one command, bounded by ctx, and makes its ack; a panic
+// becomes an error ack.
 func (s *controlSession) execute(ctx context.Context, cmd control.Command) (ack control.Ack) {
 	start := time.Now()
 	defer func() {
@@ -229,8 +290,6 @@ func (s *controlSession) execute(ctx context.Context, cmd control.Command) (ack 
 			ack = control.Failed(cmd.ID, errors.New("internal error in the agent"))
 		}
 	}()
-	ctx, cancel := context.WithTimeout(ctx, orDefault(s.c.CommandTimeout, control.ExecTimeout))
-	defer cancel()
 	result, err := s.c.Commands.Execute(ctx, cmd)
 	if err != nil {
 		s.log.Warn("agent control: command failed", "command", cmd, "err", err, "ms", time.Since(start).Milliseconds())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -307,5 +308,77 @@ func TestControlURL(t *testing.T) {
 		if _, err := ControlURL(bad); err == nil {
 			t.Errorf("ControlURL(%q) accepted", bad)
 		}
+	}
+}
+
+// TestControlClientQueuesRecordCommands: record commands beyond
+// MaxStreamCommands wait for a slot instead of being refused, never more
+// run at once, and PTZ is not held up behind them; one that waits past its
+// deadline is answered busy (control.Ack.Busy), not failed.
+func TestControlClientQueuesRecordCommands(t *testing.T) {
+	f := startFakeAPI(t)
+	var running peakCounter
+	runClient(t, f, commanderFunc(func(ctx context.Context, cmd control.Command) (control.Ack, error) {
+		if cmd.Type != control.TypeRecord {
+			return control.Ack{}, nil
+		}
+		running.enter()
+		time.Sleep(50 * time.Millisecond)
+		running.leave()
+		return control.Ack{Started: true}, nil
+	}), func(c *ControlClient) { c.MaxStreamCommands, c.MaxInFlight = 2, 1 })
+	conn := f.next()
+	conn.read(t)
+	const n = 12
+	for i := range n {
+		cmd := fmt.Sprintf(`{"v":1,"id":"r%d","type":"record","camera_id":"c","channel_id":"ch%d","quality":"high"}`, i, i)
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(cmd)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Sent behind the queue, answered at once.
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"v":1,"id":"ptz","type":"ptz","camera_id":"c","action":"up"}`)); err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]bool{}
+	for range n + 1 {
+		ack, ok := readAck(t, conn, 5*time.Second)
+		if !ok {
+			t.Fatalf("acks: got %d of %d", len(acked), n+1)
+		}
+		if !ack.OK {
+			t.Errorf("command %s: %+v, want ok", ack.ID, ack)
+		}
+		if ack.ID == "ptz" && len(acked) >= n/2 {
+			t.Errorf("the PTZ command was answered after %d record commands: it waited behind them", len(acked))
+		}
+		acked[ack.ID] = true
+	}
+	if peak := running.peak(); peak > 2 {
+		t.Errorf("%d record commands ran at once, want at most 2", peak)
+	}
+
+	// A command whose deadline passes while it waits is answered busy.
+	g := startFakeAPI(t)
+	release := make(chan struct{})
+	runClient(t, g, commanderFunc(func(context.Context, control.Command) (control.Ack, error) {
+		<-release // a camera slower than the deadline
+		return control.Ack{}, nil
+	}), func(c *ControlClient) { c.MaxStreamCommands, c.CommandTimeout = 1, 300*time.Millisecond })
+	conn = g.next()
+	conn.read(t)
+	for _, id := range []string{"holds", "waits"} {
+		cmd := fmt.Sprintf(`{"v":1,"id":"%s","type":"record","camera_id":"c","channel_id":"ch-%s","quality":"high"}`, id, id)
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(cmd)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // "holds" takes the slot
+	}
+	if a, ok := readAck(t, conn, 5*time.Second); !ok || a.ID != "waits" || a.OK || !a.Busy || !strings.Contains(a.Error, "busy") {
+		t.Errorf("queued command past its deadline: %+v %v, want a busy ack", a, ok)
+	}
+	close(release)
+	if a, ok := readAck(t, conn, 5*time.Second); !ok || a.ID != "holds" || !a.OK {
+		t.Errorf("running command: %+v %v, want ok", a, ok)
 	}
 }

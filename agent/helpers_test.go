@@ -73,3 +73,28 @@ func collect(t *testing.T, src Source, n int, timeout time.Duration) collected {
 	}
 	return got
 }
+
+// peakCounter counts what is in progress and the most that was at once.
+type peakCounter struct {
+	mu        sync.Mutex
+	now, most int
+}
+
+func (c *peakCounter) enter() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now++
+	c.most = max(c.most, c.now)
+}
+
+func (c *peakCounter) leave() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now--
+}
+
+func (c *peakCounter) peak() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.most
+}

@@ -92,7 +92,16 @@ type ManagerConfig struct {
 	TunePusher func(*Pusher)
 	// KeepEnded is how long ended streams stay listed; zero means 10 min.
 	KeepEnded time.Duration
+	// MaxDials bounds the worker connections being opened at once (token,
+	// handshake and the session's authorization by the control plane);
+	// zero means DefaultMaxDials. When thousands of streams start together
+	// (an agent reconnecting) they reach the control plane a few at a time
+	// rather than all at once, which times their authorizations out.
+	MaxDials int
 }
+
+// DefaultMaxDials: worker connections an agent opens at once.
+const DefaultMaxDials = 16
 
 // Manager runs one Pusher per stream session: the streams apps start
 // (Start) and the channels' continuous recordings (Record).
@@ -102,6 +111,8 @@ type Manager struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	dials chan struct{} // worker connections being opened
 
 	mu      sync.Mutex
 	closed  bool
@@ -133,6 +144,7 @@ func NewManager(cfg ManagerConfig) *Manager {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel,
+		dials:   make(chan struct{}, orDefault(cfg.MaxDials, DefaultMaxDials)),
 		streams: make(map[string]*stream), records: make(map[string]*stream)}
 }
 
@@ -206,7 +218,7 @@ func (m *Manager) Start(ctx context.Context, token, cameraURL string) (StreamInf
 func (m *Manager) launchLocked(target StreamTarget, token string, src Source, log *slog.Logger) *stream {
 	s := &stream{target: target, opened: make(chan struct{}), done: make(chan struct{}), started: time.Now()}
 	var opened sync.Once
-	p := &Pusher{Source: src, Tokens: m.tokenSource(token, target), Logger: log,
+	p := &Pusher{Source: src, Tokens: m.tokenSource(token, target), Logger: log, Dials: m.dials,
 		EndOnCameraFailure: target.Record, OnCameraOpen: func() { opened.Do(func() { close(s.opened) }) }}
 	if target.Record {
 		p.MaxBackoff = RecordMaxBackoff

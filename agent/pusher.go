@@ -161,6 +161,9 @@ type Pusher struct {
 	// OnCameraOpen, if set, is called at every camera session once the
 	// camera delivered its tracks, before the worker is dialled.
 	OnCameraOpen func()
+	// Dials, if set, is a semaphore shared by Pushers: a slot is held
+	// while the worker is dialled (token, handshake, authorization).
+	Dials chan struct{}
 
 	mu     sync.Mutex
 	status PushStatus
@@ -329,11 +332,7 @@ func (p *Pusher) feedWorkers(ctx context.Context, bo *backoff, tracks []media.Tr
 // frames until the connection or ctx ends. It reports how long the
 // connection was live.
 func (p *Pusher) connect(ctx context.Context, tracks []media.Track, buf *replayBuffer) (time.Duration, error) {
-	token, workerURL, err := p.Tokens(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("stream token: %w", err)
-	}
-	conn, welcome, err := p.dial(ctx, workerURL, token, tracks)
+	conn, welcome, workerURL, err := p.open(ctx, tracks)
 	if err != nil {
 		return 0, err
 	}
@@ -359,6 +358,25 @@ func (p *Pusher) connect(ctx context.Context, tracks []media.Track, buf *replayB
 	}
 	ws.shutdown(cancel, code, reason)
 	return time.Since(liveAt), err
+}
+
+// open takes a token and dials the worker, holding a slot of Dials (if
+// set) meanwhile; the camera goes on filling the replay buffer.
+func (p *Pusher) open(ctx context.Context, tracks []media.Track) (conn *websocket.Conn, welcome media.Welcome, workerURL string, err error) {
+	if p.Dials != nil {
+		select {
+		case p.Dials <- struct{}{}:
+		case <-ctx.Done():
+			return nil, media.Welcome{}, "", context.Cause(ctx)
+		}
+		defer func() { <-p.Dials }()
+	}
+	token, workerURL, err := p.Tokens(ctx)
+	if err != nil {
+		return nil, media.Welcome{}, "", fmt.Errorf("stream token: %w", err)
+	}
+	conn, welcome, err = p.dial(ctx, workerURL, token, tracks)
+	return conn, welcome, workerURL, err
 }
 
 // dial connects to the worker and performs the Hello/Welcome handshake.

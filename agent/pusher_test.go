@@ -530,3 +530,48 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("after reset: %v > %v", d, b.min)
 	}
 }
+
+// TestPusherDialsBounded: pushers sharing a Dials semaphore open at most
+// that many worker connections at once (the worker's welcome is slow, as
+// a busy control plane's authorization is), and all of them go live.
+func TestPusherDialsBounded(t *testing.T) {
+	var dialling peakCounter
+	w := newFakeWorker(t, func(n int, c *websocket.Conn, seen *wsConn, w *fakeWorker) {
+		dialling.enter()
+		time.Sleep(100 * time.Millisecond)
+		dialling.leave()
+		if err := welcome(c, fmt.Sprintf("sess-%d", n)); err != nil {
+			return
+		}
+		w.readFrames(c, seen, -1)
+	})
+	tokens := &tokenCounter{url: w.url()}
+	log, _ := captureLogger()
+	dials := make(chan struct{}, 2)
+	const n = 6
+	var pushers []*Pusher
+	for range n {
+		p := &Pusher{Source: &fakeSource{interval: 5 * time.Millisecond, gop: 10}, Tokens: tokens.source, Logger: log, Dials: dials}
+		pushers = append(pushers, p)
+		runPusher(t, p)
+	}
+	w.waitFor(t, "every stream sending frames", func(s []wsConn) bool {
+		if len(s) < n {
+			return false
+		}
+		for _, c := range s {
+			if len(c.frames) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if peak := dialling.peak(); peak > 2 {
+		t.Errorf("%d worker connections opened at once, want at most 2", peak)
+	}
+	for i, p := range pushers {
+		if st := p.Status(); st.State != PushLive {
+			t.Errorf("pusher %d: %+v, want live", i, st)
+		}
+	}
+}

@@ -91,10 +91,15 @@ func (s *Server) agentControl(c *gin.Context) {
 
 	ac.setOnline(true)
 	w := worker.New(s.opts.Temporal, control.TaskQueue(ag.ID.String()), worker.Options{
-		// One agent's commands are few: one poller, a handful in flight.
-		// Every connected agent costs one long poll on the Temporal frontend.
+		// One poller: every connected agent costs one long poll on the
+		// Temporal frontend. A delivery only waits for its ack, so many
+		// can be in flight: the agent bounds the work (it queues record
+		// commands, runs a few at once, and answers PTZ busy when full).
+		// Waiting here rather than in the task queue keeps the thousands
+		// of record commands of an agent that reconnects from timing out
+		// as if the agent were offline.
 		MaxConcurrentActivityTaskPollers:   1,
-		MaxConcurrentActivityExecutionSize: 8,
+		MaxConcurrentActivityExecutionSize: control.MaxPending,
 		DisableWorkflowWorker:              true,
 		Identity:                           agentWorkerIdentity(ag.ID),
 	})

@@ -53,6 +53,14 @@ const (
 	ExecTimeout = 15 * time.Second
 )
 
+// MaxPending bounds the commands of one agent connection that the API has
+// sent and not yet seen acknowledged. The agent queues record and
+// stop-record commands up to this many (it runs only a few at once), so
+// the thousands of channels of an agent that reconnects are started at the
+// agent's pace, each waiting at the agent within its deadline rather than
+// in the task queue, where a long wait reads as the agent being offline.
+const MaxPending = 256
+
 // Keepalive: both ends ping every PingInterval and drop a connection that
 // showed no sign of life (message, ping or pong) for KeepaliveTimeout.
 const (
@@ -170,7 +178,13 @@ type Ack struct {
 	// Started answers a record command: true when the agent started a new
 	// stream, false when it was pushing the channel already.
 	Started bool `json:"started,omitempty"`
+	// Busy (with ok false): the agent had no room for the command and did
+	// nothing; it may be sent again soon. Not a failure of the camera.
+	Busy bool `json:"busy,omitempty"`
 }
+
+// Busy is the ack of command id the agent had no room for.
+func Busy(id string, err error) Ack { return Ack{V: Version, ID: id, Error: err.Error(), Busy: true} }
 
 // Failed is the error ack for command id.
 func Failed(id string, err error) Ack { return Ack{V: Version, ID: id, Error: err.Error()} }

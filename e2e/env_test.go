@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"github.com/opennvr/vms/objectstore"
 	"github.com/opennvr/vms/objectstore/s3test"
 	"github.com/opennvr/vms/store"
+	"github.com/opennvr/vms/store/storetest"
 	"github.com/opennvr/vms/streamtoken"
 	"github.com/opennvr/vms/temporaltest"
 	"github.com/opennvr/vms/workflows"
@@ -76,6 +78,13 @@ type envConfig struct {
 	// ChildWorkflows runs the workflow worker in a child process
 	// (env.workflows), which a test may kill; otherwise in this one.
 	ChildWorkflows bool
+	// DB is the store: "sqlite" (the default, a file the child workflow
+	// worker can share) or "postgres" (a fresh database on 127.0.0.1:5432,
+	// see storetest; not with ChildWorkflows).
+	DB string
+	// SegmentLength is the API's target segment length (session liveness);
+	// zero means segmentLength.
+	SegmentLength time.Duration
 }
 
 const tokenSecret = "e2e-stream-token-secret-0123456789abcdef"
@@ -86,15 +95,23 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 		tb.Skip("end-to-end: skipped in -short mode")
 	}
 	ctx := context.Background()
-	e := &env{dbPath: filepath.Join(tb.TempDir(), "vms.db"), objects: cfg.Objects, s3: cfg.S3,
+	e := &env{objects: cfg.Objects, s3: cfg.S3,
 		apiKey: store.NewSecret("vms_"), agentKey: store.NewSecret("agt_"), workerKey: store.NewSecret("wrk_")}
 	var err error
-	if e.st, err = store.Open(ctx, e.dbPath); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { e.st.Close() })
-	if err := e.st.Migrate(ctx); err != nil {
-		tb.Fatal(err)
+	if cfg.DB == "postgres" {
+		if cfg.ChildWorkflows {
+			tb.Fatal("e2e: a child workflow worker shares only a SQLite file")
+		}
+		e.st = storetest.Open(tb, "postgres")
+	} else {
+		e.dbPath = filepath.Join(tb.TempDir(), "vms.db")
+		if e.st, err = store.Open(ctx, e.dbPath); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { e.st.Close() })
+		if err := e.st.Migrate(ctx); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	if e.objects == nil {
 		e.objects, e.s3 = s3test.Start(tb)
@@ -129,7 +146,7 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 
 	e.opts = api.Options{
 		Store: e.st, Objects: e.objects, Temporal: e.tc, TaskQueue: tq, Tokens: tokens, Recorder: acts, WorkerKey: e.workerKey,
-		SegmentLength: segmentLength, ClipGrace: clipGrace,
+		SegmentLength: cmp.Or(cfg.SegmentLength, segmentLength), ClipGrace: clipGrace,
 	}
 	e.api = startReplica(tb, e.opts, "127.0.0.1:0")
 	e.apiURL = e.api.url()
@@ -249,9 +266,18 @@ type camera struct {
 // channel for it on the NVR with the most room, and returns the channel id.
 func (e *env) addChannel(tb testing.TB, cam camera) string {
 	tb.Helper()
-	u, err := url.Parse(cam.URL)
+	id, err := e.tryAddChannel(cam)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return id
+}
+
+// tryAddChannel is addChannel returning the failure (safe from any goroutine).
+func (e *env) tryAddChannel(cam camera) (string, error) {
+	u, err := url.Parse(cam.URL)
+	if err != nil {
+		return "", err
 	}
 	port, _ := strconv.Atoi(u.Port())
 	streams := map[string]string{"high": u.Path}
@@ -259,12 +285,15 @@ func (e *env) addChannel(tb testing.TB, cam camera) string {
 		streams = map[string]string{"mjpeg": u.Path}
 	}
 	var c struct{ ID string }
-	e.call(tb, http.MethodPost, "/v1/cameras", map[string]any{
+	err = e.try(e.apiURL, http.MethodPost, "/v1/cameras", map[string]any{
 		"name": "e2e " + cam.Protocol, "protocol": cam.Protocol, "host": u.Hostname(), "port": port, "streams": streams,
 	}, http.StatusCreated, &c)
+	if err != nil {
+		return "", err
+	}
 	var ch struct{ ID string }
-	e.call(tb, http.MethodPost, "/v1/channels", map[string]any{"camera_id": c.ID}, http.StatusCreated, &ch)
-	return ch.ID
+	err = e.try(e.apiURL, http.MethodPost, "/v1/channels", map[string]any{"camera_id": c.ID}, http.StatusCreated, &ch)
+	return ch.ID, err
 }
 
 type tokenView struct {

@@ -33,6 +33,12 @@ const (
 	recordEnsureInterval = 5 * time.Minute
 	// channelLoopsPerRun bounds one run's history.
 	channelLoopsPerRun = 200
+	// agentBusyRetry: a record command the agent had no room for is sent
+	// again after [d/2, d]; not a failure, so no backoff and no retrying.
+	agentBusyRetry = 2 * time.Second
+	// versionAgentBusy: a busy agent's answer is retried soon instead of
+	// counting as a failure.
+	versionAgentBusy = "agent-busy"
 )
 
 // ChannelWorkflow supervises a channel's recording for the channel's whole
@@ -150,6 +156,11 @@ func (w *channelWorkflow) record(ctx workflow.Context) (bool, error) {
 		return false, w.agentOffline(ctx)
 	case err != nil:
 		return false, w.failed(ctx, applicationMessage(err))
+	case !ack.OK && ack.Busy && workflow.GetVersion(ctx, versionAgentBusy, workflow.DefaultVersion, 1) == 1:
+		// Thousands of channels of one agent starting together: the
+		// agent runs a few at once and asked for this one again.
+		w.agentBusy(ctx)
+		return false, nil
 	case !ack.OK:
 		return false, w.failed(ctx, ack.Error)
 	}
@@ -235,6 +246,21 @@ func (w *channelWorkflow) failed(ctx workflow.Context, reason string) error {
 				// The agent resumed by itself.
 				return nil
 			}
+		}
+	}
+}
+
+// agentBusy waits a moment before the record command goes again, keeping
+// the state (starting); a channel change or a live session cuts it short.
+func (w *channelWorkflow) agentBusy(ctx workflow.Context) {
+	until := workflow.Now(ctx).Add(jitter(w.in.ChannelID+"/busy/"+strconv.Itoa(w.commands), agentBusyRetry))
+	for {
+		left := until.Sub(workflow.Now(ctx))
+		if left <= 0 {
+			return
+		}
+		if r := w.wait(ctx, left); r == wakeChanged || (r == wakeSession && len(w.in.Live) > 0) {
+			return
 		}
 	}
 }
@@ -363,9 +389,14 @@ func (w *channelWorkflow) backoff() time.Duration {
 	for i := 1; i < w.in.Failures && d < maxBackoff; i++ {
 		d *= 2
 	}
-	d = min(d, maxBackoff)
+	return jitter(w.in.ChannelID+"/"+strconv.Itoa(w.in.Failures), min(d, maxBackoff))
+}
+
+// jitter draws a wait from [d/2, d] by a hash of key: deterministic, as
+// workflow code must be, and spread over channels.
+func jitter(key string, d time.Duration) time.Duration {
 	h := fnv.New32a()
-	_, _ = h.Write([]byte(w.in.ChannelID + "/" + strconv.Itoa(w.in.Failures)))
+	_, _ = h.Write([]byte(key))
 	return d/2 + time.Duration(uint64(d/2)*uint64(h.Sum32())>>32)
 }
 

@@ -295,6 +295,51 @@ func TestChannelAgentOffline(t *testing.T) {
 	}
 }
 
+// TestChannelAgentBusy: an agent that has no room for the record command
+// (many channels starting together) is asked again within a couple of
+// seconds, the channel stays starting (never retrying, no backoff), and
+// records once the agent takes the command.
+func TestChannelAgentBusy(t *testing.T) {
+	const busyTimes = 4
+	e := newSupervisorEnv(t, func(n int, cmd control.Command) (control.Ack, error) {
+		if n <= busyTimes {
+			return control.Busy(cmd.ID, errors.New("agent busy: no record slot came free in time")), nil
+		}
+		return started(cmd.ID), nil
+	})
+	var seen []string
+	for s := 500 * time.Millisecond; s < 10*time.Second; s += 500 * time.Millisecond {
+		e.at(s, func() {
+			_, st := e.state(t)
+			if len(seen) == 0 || seen[len(seen)-1] != st.Status {
+				seen = append(seen, st.Status)
+			}
+		})
+	}
+	e.at(10*time.Second, func() {
+		e.session("s1", contract.SessionLive)
+	})
+	e.at(11*time.Second, func() {
+		e.expect(t, "recording", contract.StateRecording, "")
+		e.deleteChannel(t)
+	})
+	e.run(t, contract.ChannelInput{})
+
+	if !slices.Equal(seen, []string{contract.StateStarting}) {
+		t.Errorf("states while the agent was busy: %v, want only starting", seen)
+	}
+	times := e.agent.recordTimes()
+	if len(times) < busyTimes+1 {
+		t.Fatalf("%d record commands, want %d busy answers and one more", len(times), busyTimes)
+	}
+	for i := 1; i <= busyTimes; i++ {
+		// The supervisor draws the wait from [1 s, 2 s].
+		if gap := times[i].Sub(times[i-1]); gap < time.Second || gap > 2*time.Second {
+			t.Errorf("record command %d sent %s after a busy answer, want 1 s to 2 s", i+1, gap)
+		}
+	}
+}
+
 // TestChannelOffAndOn: mode off stops the stream (and one that shows up
 // again), continuous starts it again.
 func TestChannelOffAndOn(t *testing.T) {
