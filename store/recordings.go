@@ -127,21 +127,6 @@ func (s *Store) Timeline(ctx context.Context, channelID uuid.UUID, from, to time
 	return spans, gaps, nil
 }
 
-// LatestRecordingEnd is the end of the channel's newest recording (zero when
-// it has none).
-func (s *Store) LatestRecordingEnd(ctx context.Context, channelID uuid.UUID) (time.Time, error) {
-	var r Recording
-	err := s.DB.NewSelect().Model(&r).Column("end_time").
-		Where("channel_id = ?", channelID).Order("end_time DESC").Limit(1).Scan(ctx)
-	if err != nil {
-		if notFound(err) == ErrNotFound {
-			return time.Time{}, nil
-		}
-		return time.Time{}, err
-	}
-	return r.End, nil
-}
-
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a

@@ -385,46 +385,6 @@ func checkSpans(t *testing.T, what string, got, want []store.Span) {
 	}
 }
 
-func TestLatestRecordingEnd(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		ctx := context.Background()
-		nvr := newNVR(t, s, "nvr-1", 10, store.NVRActive)
-		w := newWorld(t, s, "acme", nvr.ID)
-		other := newChannel(t, s, w.acct.ID, w.cam.ID, nvr.ID)
-		sess := newSession(t, s, w.ch.ID)
-
-		steps := []struct {
-			name    string
-			channel uuid.UUID
-			start   time.Duration
-			length  time.Duration
-			want    time.Duration // offset from t0; -1: zero time
-		}{
-			{"none yet", uuid.Nil, 0, 0, -1},
-			{"other channel's recording does not count", other.ID, time.Hour, time.Minute, -1},
-			{"first", w.ch.ID, 0, 30 * time.Second, 30 * time.Second},
-			{"late-arriving older segment", w.ch.ID, -time.Minute, 30 * time.Second, 30 * time.Second},
-			{"newer", w.ch.ID, 30 * time.Second, 30 * time.Second, time.Minute},
-		}
-		for _, st := range steps {
-			if st.channel != uuid.Nil {
-				addRecording(t, s, st.channel, sess.ID, t0.Add(st.start), st.length)
-			}
-			got, err := s.LatestRecordingEnd(ctx, w.ch.ID)
-			if err != nil {
-				t.Fatalf("%s: %v", st.name, err)
-			}
-			if st.want < 0 {
-				if !got.IsZero() {
-					t.Errorf("%s: LatestRecordingEnd = %s, want zero", st.name, fmtTime(got))
-				}
-				continue
-			}
-			sameTime(t, st.name, got, t0.Add(st.want))
-		}
-	})
-}
-
 func TestObjectKeys(t *testing.T) {
 	ch := uuid.MustParse("0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
 	other := uuid.MustParse("0195a1b2-c3d4-7e5f-8a9b-ffffffffffff")
